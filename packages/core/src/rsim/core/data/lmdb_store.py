@@ -1,0 +1,119 @@
+"""Random-access patch store in rico-hdl's format: LMDB, key = patch name, value = safetensors dict of bands.
+
+Stores written by ``rsim encode bigearthnet`` and by rico-hdl are interchangeable: one safetensors blob per
+patch with one array per band name (``B01``…``B12``, ``B8A``, ``VV``, ``VH``) at native size and dtype, and
+reference maps under ``<patch>_reference_map`` with the tensor name ``Data``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsim.core.errors import DataFormatError, MissingKeyError
+
+REFERENCE_MAP_SUFFIX = "_reference_map"
+REFERENCE_MAP_TENSOR = "Data"
+
+
+def encode_value(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise band arrays to one safetensors blob (C-contiguous, dtypes kept)."""
+    from safetensors.numpy import save
+
+    return save({name: np.ascontiguousarray(a) for name, a in arrays.items()})
+
+
+def decode_value(blob: bytes, *, key: str, store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Deserialise a safetensors blob, naming the store and key on failure."""
+    from safetensors.numpy import load
+
+    try:
+        return load(bytes(blob))
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise DataFormatError(
+            f"{store}: value of key {key!r} is not a valid safetensors blob ({exc})"
+        ) from exc
+
+
+class LmdbPatchStore:
+    """Read-only access to an LMDB patch store, safe to use from DataLoader workers.
+
+    The environment is opened lazily and re-opened in each process (LMDB handles must not cross ``fork``).
+
+    Args:
+        path: The store folder (holding ``data.mdb``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not (self.path / "data.mdb").is_file():
+            raise FileNotFoundError(f"LMDB store {self.path} not found: expected a folder holding data.mdb")
+        self._env: Any = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_env": None, "_pid": None}
+
+    def _open(self) -> Any:
+        import lmdb
+
+        if self._env is None or self._pid != os.getpid():
+            try:
+                self._env = lmdb.open(
+                    str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1024
+                )
+            except lmdb.Error as exc:
+                raise DataFormatError(f"cannot open LMDB store {self.path}: {exc}") from exc
+            self._pid = os.getpid()
+        return self._env
+
+    def __len__(self) -> int:
+        return int(self._open().stat()["entries"])
+
+    def keys(self) -> Iterator[str]:
+        """Iterate over all keys (UTF-8 decoded)."""
+        with self._open().begin(buffers=False) as txn:
+            for key in txn.cursor().iternext(keys=True, values=False):
+                yield bytes(key).decode("utf-8")
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        with self._open().begin() as txn:
+            return txn.get(key.encode("utf-8")) is not None
+
+    def read(self, key: str, bands: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Return the arrays stored under ``key``, optionally only ``bands``.
+
+        Raises:
+            MissingKeyError: ``key`` is absent, or a requested band is not in the value.
+        """
+        with self._open().begin() as txn:
+            blob = txn.get(key.encode("utf-8"))
+            if blob is None:
+                raise MissingKeyError(f"LMDB store {self.path} has no key {key!r}")
+            arrays = decode_value(blob, key=key, store=self.path)
+        if bands is None:
+            return arrays
+        missing = [b for b in bands if b not in arrays]
+        if missing:
+            raise MissingKeyError(
+                f"LMDB store {self.path}, key {key!r}: band(s) {missing} absent; it holds {sorted(arrays)}"
+            )
+        return {b: arrays[b] for b in bands}
+
+    def read_s2(self, patch_id: str, bands: Sequence[str]) -> dict[str, np.ndarray]:
+        """Read S2 bands of ``patch_id``."""
+        return self.read(patch_id, bands)
+
+    def read_s1(self, s1_name: str, bands: Sequence[str]) -> dict[str, np.ndarray]:
+        """Read S1 bands of ``s1_name``."""
+        return self.read(s1_name, bands)
+
+    def read_reference_map(self, patch_id: str) -> np.ndarray:
+        """Read the CLC Level-3 reference map of ``patch_id``."""
+        return self.read(patch_id + REFERENCE_MAP_SUFFIX, [REFERENCE_MAP_TENSOR])[REFERENCE_MAP_TENSOR]
