@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, f1_score
-
 from rsim.core.metrics import multilabel_metrics, multilabel_per_class
+from sklearn.metrics import average_precision_score, f1_score
 
 
 def _data(n: int = 64, labels: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,11 +46,17 @@ def test_matches_sklearn(from_logits: bool) -> None:
     assert set(res) == {"val/map_micro", "val/map_macro", "val/f1_micro", "val/f1_macro"}
     y, p = target.numpy(), probs.numpy().astype(np.float64)
     yhat = (p > 0.5).astype(int)
-    assert res["val/map_micro"].item() == pytest.approx(average_precision_score(y, p, average="micro"), abs=1e-5)
-    assert res["val/map_macro"].item() == pytest.approx(average_precision_score(y, p, average="macro"), abs=1e-5)
+    assert res["val/map_micro"].item() == pytest.approx(
+        average_precision_score(y, p, average="micro"), abs=1e-5
+    )
+    assert res["val/map_macro"].item() == pytest.approx(
+        average_precision_score(y, p, average="macro"), abs=1e-5
+    )
     assert res["val/f1_micro"].item() == pytest.approx(f1_score(y, yhat, average="micro"), abs=1e-6)
     assert res["val/f1_macro"].item() == pytest.approx(f1_score(y, yhat, average="macro"), abs=1e-6)
-    np.testing.assert_allclose(pc["ap_per_class"].numpy(), average_precision_score(y, p, average=None), atol=1e-5)
+    np.testing.assert_allclose(
+        pc["ap_per_class"].numpy(), average_precision_score(y, p, average=None), atol=1e-5
+    )
     np.testing.assert_allclose(pc["f1_per_class"].numpy(), f1_score(y, yhat, average=None), atol=1e-6)
 
 
@@ -70,11 +75,11 @@ def test_logits_inside_unit_interval_are_not_mistaken_for_probabilities() -> Non
     # Logits that happen to lie in [0, 1] must still go through the sigmoid: every sigmoid(x) > 0.5 here,
     # so with from_logits=True all labels are predicted positive.
     logits = torch.tensor([[0.1, 0.2], [0.3, 0.4]])
-    target = torch.tensor([[1, 0], [1, 0]])
+    target = torch.tensor([[1, 0], [1, 1]])
     m = multilabel_metrics(2, from_logits=True)
     m.update(logits, target)
-    # label 0: tp 2 -> F1 1; label 1: fp 2 -> F1 0 => macro 0.5
-    assert m.compute()["f1_macro"].item() == pytest.approx(0.5)
+    # label 0: tp 2 -> F1 1; label 1: tp 1, fp 1 -> F1 2/3 => macro 5/6 (as probabilities it would be 0 and 0)
+    assert m.compute()["f1_macro"].item() == pytest.approx(5 / 6)
 
 
 def test_probabilities_out_of_range_raise() -> None:

@@ -377,6 +377,17 @@ class PatchTable:
             label_order=label_order,
         )
 
+    def position(self, patch_id: str, *, source: str = "metadata") -> int:
+        """Row of ``patch_id``.
+
+        Raises:
+            MissingKeyError: The patch is not in the table (wrong split, filtered, or absent from the metadata).
+        """
+        hits = np.flatnonzero(self.s2_keys == patch_id)
+        if len(hits) == 0:
+            raise MissingKeyError(f"patch {patch_id} is absent from {source} (after split selection and filters)")
+        return int(hits[0])
+
     def subset(self, mask: np.ndarray) -> PatchTable:
         """Rows where ``mask`` is true."""
         return PatchTable(self.s2_keys[mask], self.s1_keys[mask], self.labels[mask], self.label_order)
@@ -452,6 +463,10 @@ class BigEarthNetDataset(Dataset[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def sample(self, patch_id: str) -> dict[str, Any]:
+        """The sample of a patch given by its id (raises ``MissingKeyError`` if it is not in the table)."""
+        return self[self.table.position(patch_id)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         patch_id = str(self.table.s2_keys[index])

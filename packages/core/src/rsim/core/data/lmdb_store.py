@@ -71,6 +71,18 @@ class LmdbPatchStore:
             self._pid = os.getpid()
         return self._env
 
+    def close(self) -> None:
+        """Close the LMDB environment (it is re-opened on the next read)."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def __enter__(self) -> LmdbPatchStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __len__(self) -> int:
         return int(self._open().stat()["entries"])
 

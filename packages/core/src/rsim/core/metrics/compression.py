@@ -24,7 +24,9 @@ def _check_pair(x: Tensor, y: Tensor, name: str, min_ndim: int) -> None:
     if x.shape != y.shape:
         raise ValueError(f"{name}: prediction and target shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     if x.ndim < min_ndim:
-        raise ValueError(f"{name}: expected at least {min_ndim} dims with the batch first, got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: expected at least {min_ndim} dims with the batch first, got {tuple(x.shape)}"
+        )
 
 
 def _as_float_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,7 +43,9 @@ def _per_image_psnr(x: Tensor, y: Tensor, data_range: float) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
-def psnr(x: Tensor, y: Tensor, data_range: float = 1.0, reduction: Literal["mean", "none"] = "mean") -> Tensor:
+def psnr(
+    x: Tensor, y: Tensor, data_range: float = 1.0, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
     """Peak signal-to-noise ratio in dB, per image then averaged.
 
     Args:
@@ -51,10 +55,11 @@ def psnr(x: Tensor, y: Tensor, data_range: float = 1.0, reduction: Literal["mean
         reduction: ``"mean"`` for the mean over images, ``"none"`` for the per-image values (B,).
 
     Returns:
-        Float64 tensor; an image identical to its original has PSNR +inf (and so has the mean).
+        Float32 tensor (computed in float64); an image identical to its original has PSNR +inf (and so has the
+        mean).
     """
     values = _per_image_psnr(x, y, data_range)
-    return values.mean() if reduction == "mean" else values
+    return (values.mean() if reduction == "mean" else values).float()
 
 
 class PSNR(Metric):
@@ -63,8 +68,8 @@ class PSNR(Metric):
     Args:
         data_range: Peak value of the signal (1.0 for [0, 1] data).
 
-    Inputs to ``update``: reconstruction and original (B, ...) of the same shape. An exactly reconstructed image
-    has PSNR +inf, which makes the mean +inf.
+    Inputs to ``update``: reconstruction and original (B, ...) of the same shape. An exactly reconstructed
+    image has PSNR +inf, which makes the mean +inf.
     """
 
     is_differentiable = False
@@ -89,8 +94,8 @@ class PSNR(Metric):
         self.num_images += values.numel()
 
     def compute(self) -> Tensor:
-        """Mean PSNR in dB (NaN before any update)."""
-        return self.psnr_sum / self.num_images
+        """Mean PSNR in dB as a float32 scalar (NaN before any update)."""
+        return (self.psnr_sum / self.num_images).float()
 
 
 def _pixel_angles_deg(x: Tensor, y: Tensor) -> Tensor:
@@ -101,9 +106,7 @@ def _pixel_angles_deg(x: Tensor, y: Tensor) -> Tensor:
     u = x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(tiny)
     v = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(tiny)
     # Kahan's formula: accurate near 0 and 180 degrees, unlike acos of the cosine.
-    angle = 2.0 * torch.atan2(
-        torch.linalg.vector_norm(u - v, dim=1), torch.linalg.vector_norm(u + v, dim=1)
-    )
+    angle = 2.0 * torch.atan2(torch.linalg.vector_norm(u - v, dim=1), torch.linalg.vector_norm(u + v, dim=1))
     return torch.rad2deg(angle)
 
 
@@ -115,18 +118,18 @@ def spectral_angle(x: Tensor, y: Tensor) -> Tensor:
         y: Original, same shape.
 
     Returns:
-        Float64 scalar: mean over all pixels of all images of the angle between ``x[b, :, i, j]`` and
-        ``y[b, :, i, j]``. Zero vectors do not produce NaN: two zero vectors are 0 degrees apart, a zero vector and
-        a non-zero one 90 degrees.
+        Float32 scalar: mean over all pixels of all images of the angle between ``x[b, :, i, j]`` and
+        ``y[b, :, i, j]``. Zero vectors do not produce NaN: two zero vectors are 0 degrees apart, a zero
+        vector and a non-zero one 90 degrees.
     """
-    return _pixel_angles_deg(x, y).double().mean()
+    return _pixel_angles_deg(x, y).double().mean().float()
 
 
 class SpectralAngle(Metric):
     """Mean spectral angle (degrees) over all pixels, accumulated over batches.
 
-    Inputs to ``update``: reconstruction and original (B, C, H, W). Zero vectors follow :func:`spectral_angle`:
-    both zero -> 0 degrees, one zero -> 90 degrees.
+    Inputs to ``update``: reconstruction and original (B, C, H, W). Zero vectors follow
+    :func:`spectral_angle`: both zero -> 0 degrees, one zero -> 90 degrees.
     """
 
     is_differentiable = False
@@ -148,8 +151,8 @@ class SpectralAngle(Metric):
         self.num_pixels += angles.numel()
 
     def compute(self) -> Tensor:
-        """Mean angle in degrees (NaN before any update)."""
-        return self.angle_sum / self.num_pixels
+        """Mean angle in degrees as a float32 scalar (NaN before any update)."""
+        return (self.angle_sum / self.num_pixels).float()
 
 
 def bpppc(num_bits: float, num_pixels: int, num_channels: int) -> float:
@@ -166,11 +169,15 @@ def bpppc(num_bits: float, num_pixels: int, num_channels: int) -> float:
     if not math.isfinite(num_bits) or num_bits < 0:
         raise ValueError(f"bpppc: num_bits must be a finite number >= 0, got {num_bits}")
     if num_pixels <= 0 or num_channels <= 0:
-        raise ValueError(f"bpppc: num_pixels and num_channels must be > 0, got {num_pixels} and {num_channels}")
+        raise ValueError(
+            f"bpppc: num_pixels and num_channels must be > 0, got {num_pixels} and {num_channels}"
+        )
     return float(num_bits) / (num_pixels * num_channels)
 
 
-def _rd_curve(rate: Sequence[float] | np.ndarray, dist: Sequence[float] | np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _rd_curve(
+    rate: Sequence[float] | np.ndarray, dist: Sequence[float] | np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate one rate-distortion curve and return (log10 rate, PSNR) as float64 arrays."""
     r = np.asarray(rate, dtype=np.float64)
     d = np.asarray(dist, dtype=np.float64)
@@ -179,7 +186,9 @@ def _rd_curve(rate: Sequence[float] | np.ndarray, dist: Sequence[float] | np.nda
             f"{name}: rate and distortion must be 1-D of equal length, got shapes {r.shape} and {d.shape}"
         )
     if r.size < 4:
-        raise ValueError(f"{name}: Bjøntegaard's cubic fit needs at least 4 rate-distortion points, got {r.size}")
+        raise ValueError(
+            f"{name}: Bjøntegaard's cubic fit needs at least 4 rate-distortion points, got {r.size}"
+        )
     if not (np.isfinite(r).all() and np.isfinite(d).all()):
         raise ValueError(f"{name}: rate and distortion must be finite (no NaN/inf), got rate={r}, dist={d}")
     if (r <= 0).any():
@@ -195,7 +204,9 @@ def _rd_curve(rate: Sequence[float] | np.ndarray, dist: Sequence[float] | np.nda
     return np.log10(r), d
 
 
-def _mean_gap(x_ref: np.ndarray, y_ref: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, what: str) -> float:
+def _mean_gap(
+    x_ref: np.ndarray, y_ref: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, what: str
+) -> float:
     """Mean of (cubic fit test - cubic fit ref) of y over the overlap of the two x ranges."""
     lo = max(x_ref.min(), x_test.min())
     hi = min(x_ref.max(), x_test.max())
@@ -204,7 +215,7 @@ def _mean_gap(x_ref: np.ndarray, y_ref: np.ndarray, x_test: np.ndarray, y_test: 
             f"Bjøntegaard delta: the {what} ranges of the two curves do not overlap "
             f"([{x_ref.min():.4g}, {x_ref.max():.4g}] vs [{x_test.min():.4g}, {x_test.max():.4g}])"
         )
-    # Polynomial.fit rescales x to [-1, 1] first (better conditioned than np.polyfit); integ() undoes the scaling.
+    # Polynomial.fit rescales x to [-1, 1] (better conditioned than np.polyfit); integ() undoes the scaling.
     int_ref = Polynomial.fit(x_ref, y_ref, 3).integ()
     int_test = Polynomial.fit(x_test, y_test, 3).integ()
     return float(((int_test(hi) - int_test(lo)) - (int_ref(hi) - int_ref(lo))) / (hi - lo))
@@ -218,8 +229,8 @@ def bd_rate(
 ) -> float:
     """Bjøntegaard delta rate (VCEG-M33): mean rate difference at equal quality, in percent.
 
-    log10(rate) is fitted as a cubic polynomial of PSNR for each curve; the mean gap between the two fits over the
-    PSNR interval both curves cover gives ``(10**gap - 1) * 100``.
+    log10(rate) is fitted as a cubic polynomial of PSNR for each curve; the mean gap between the two fits over
+    the PSNR interval both curves cover gives ``(10**gap - 1) * 100``.
 
     Args:
         rate_ref: Rates of the reference codec (e.g. bpppc), >= 4 points, > 0, any order.

@@ -14,8 +14,8 @@ class MaskIoU(Metric):
 
     * ``giou``: mean over samples of the per-sample IoU. A sample whose prediction and target are both empty
       (union 0) counts IoU 1.0 (it is perfectly predicted).
-    * ``ciou``: cumulative intersection / cumulative union over all samples (large objects weigh more). When every
-      sample seen had an empty union it is 1.0, by the same convention.
+    * ``ciou``: cumulative intersection / cumulative union over all samples (large objects weigh more). When
+      every sample seen had an empty union it is 1.0, by the same convention.
 
     Both are NaN before any sample. States are int64/float64 sums reduced with ``"sum"`` across processes.
     """
@@ -40,14 +40,18 @@ class MaskIoU(Metric):
         """Add a batch of masks.
 
         Args:
-            preds: Predicted masks (B, H, W) (any trailing dims), bool or integer 0/1. Threshold probabilities or
-                logits before calling; floating tensors are rejected.
+            preds: Predicted masks (B, H, W) (any trailing dims), bool or integer 0/1. Threshold probabilities
+                or logits before calling; floating tensors are rejected.
             target: Reference masks, same shape and dtype rules.
         """
         if preds.shape != target.shape:
-            raise ValueError(f"MaskIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ")
+            raise ValueError(
+                f"MaskIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ"
+            )
         if preds.ndim < 2:
-            raise ValueError(f"MaskIoU: expected masks (B, H, W) with the batch first, got {tuple(preds.shape)}")
+            raise ValueError(
+                f"MaskIoU: expected masks (B, H, W) with the batch first, got {tuple(preds.shape)}"
+            )
         for name, m in (("preds", preds), ("target", target)):
             if m.is_floating_point() or m.is_complex():
                 raise TypeError(f"MaskIoU: {name} must be a bool (or 0/1 integer) mask, got dtype {m.dtype}")
@@ -56,7 +60,9 @@ class MaskIoU(Metric):
         inter = (p & t).sum(dim=1)
         union = (p | t).sum(dim=1)
         iou = torch.where(
-            union > 0, inter.double() / union.clamp_min(1).double(), torch.ones_like(union, dtype=torch.float64)
+            union > 0,
+            inter.double() / union.clamp_min(1).double(),
+            torch.ones_like(union, dtype=torch.float64),
         )
         self.iou_sum += iou.sum()
         self.num_samples += iou.numel()

@@ -12,14 +12,15 @@ __all__ = ["MaskedRegressionMetrics"]
 class MaskedRegressionMetrics(Metric):
     """RMSE, MAE and error standard deviation over the valid pixels of every batch.
 
-    The error is ``pred - target``. The states are float64 sums of the error, its square and its absolute value
-    plus the count of valid pixels (all reduced with ``"sum"`` across processes), so the result over many batches
-    or ranks is exactly the one over the concatenated valid pixels. ``error_std`` is the population standard
-    deviation (divisor n, as ``numpy.std``).
+    The error is ``pred - target``. The states are float64 sums of the error, its square and its absolute
+    value plus the count of valid pixels (all reduced with ``"sum"`` across processes), so the result over
+    many batches or ranks is exactly the one over the concatenated valid pixels. ``error_std`` is the
+    population standard deviation (divisor n, as ``numpy.std``).
 
-    Pixels outside the mask never reach the sums, so NaN/nodata values there are harmless; a NaN at a valid pixel
-    propagates to the results. A batch whose mask is all False contributes nothing. ``compute`` with no valid pixel
-    at all returns NaN for every key (it does not raise, so an empty validation epoch does not stop training).
+    Pixels outside the mask never reach the sums, so NaN/nodata values there are harmless; a NaN at a valid
+    pixel propagates to the results. A batch whose mask is all False contributes nothing. ``compute`` with no
+    valid pixel at all returns NaN for every key (it does not raise, so an empty validation epoch does not
+    stop training).
     """
 
     is_differentiable = False

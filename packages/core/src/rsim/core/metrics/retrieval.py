@@ -14,14 +14,16 @@ EmptyQueries = Literal["skip", "zero"]
 
 
 def _per_query(scores: Tensor, relevant: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Precision, recall, F1 at k of each query (float64, (Q,)) and whether it has a relevant item (bool, (Q,))."""
+    """Per-query precision, recall, F1 at k (float64, (Q,)) and whether a relevant item exists (bool)."""
     if scores.ndim != 2 or scores.shape != relevant.shape:
         raise ValueError(
             f"retrieval: scores and relevant must both be (Q, N), got {tuple(scores.shape)} and "
             f"{tuple(relevant.shape)}"
         )
     if relevant.is_floating_point() or relevant.is_complex():
-        raise TypeError(f"retrieval: relevant must be a bool (or 0/1 integer) tensor, got dtype {relevant.dtype}")
+        raise TypeError(
+            f"retrieval: relevant must be a bool (or 0/1 integer) tensor, got dtype {relevant.dtype}"
+        )
     n = scores.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"retrieval: k must be in 1..N (N={n} database items), got k={k}")
@@ -48,16 +50,16 @@ def retrieval_at_k(
     """Precision@k, recall@k and F1@k averaged over queries.
 
     For each query the k highest-scoring database items are retrieved (ties broken towards the lower index);
-    precision = hits / k, recall = hits / (number of relevant items), F1 = harmonic mean of that query's precision
-    and recall (0 when both are 0). The three are then averaged over queries (F1 is per query, then averaged; it is
-    not the F1 of the mean precision and recall).
+    precision = hits / k, recall = hits / (number of relevant items), F1 = harmonic mean of that query's
+    precision and recall (0 when both are 0). The three are then averaged over queries (F1 is per query, then
+    averaged; it is not the F1 of the mean precision and recall).
 
     Args:
         scores: Similarity scores (Q, N), higher = more similar.
         relevant: Bool (Q, N), True where database item n is relevant to query q.
         k: Cut-off, 1 <= k <= N.
-        empty_queries: Queries without any relevant item: ``"skip"`` leaves them out of all three means (NaN when
-            no query has a relevant item); ``"zero"`` keeps them with precision, recall and F1 all 0.
+        empty_queries: Queries without any relevant item: ``"skip"`` leaves them out of all three means (NaN
+            when no query has a relevant item); ``"zero"`` keeps them with precision, recall and F1 all 0.
 
     Returns:
         ``{"precision", "recall", "f1"}`` as float32 scalars.
@@ -66,7 +68,10 @@ def retrieval_at_k(
     precision, recall, f1, has_rel = _per_query(scores, relevant, k)
     keep = has_rel if empty_queries == "skip" else torch.ones_like(has_rel)
     n = keep.sum().to(torch.float64)
-    return {name: ((v * keep).sum() / n).float() for name, v in (("precision", precision), ("recall", recall), ("f1", f1))}
+    return {
+        name: ((v * keep).sum() / n).float()
+        for name, v in (("precision", precision), ("recall", recall), ("f1", f1))
+    }
 
 
 class RetrievalAtK(Metric):
@@ -76,8 +81,8 @@ class RetrievalAtK(Metric):
         k: Cut-off.
         empty_queries: ``"skip"`` or ``"zero"``, as in :func:`retrieval_at_k`.
 
-    Each ``update(scores (Q, N), relevant (Q, N))`` adds Q queries ranked against the same N-item database; the
-    result equals :func:`retrieval_at_k` on all queries stacked. NaN before any counted query.
+    Each ``update(scores (Q, N), relevant (Q, N))`` adds Q queries ranked against the same N-item database;
+    the result equals :func:`retrieval_at_k` on all queries stacked. NaN before any counted query.
     """
 
     is_differentiable = False

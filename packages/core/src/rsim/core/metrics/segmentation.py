@@ -12,8 +12,8 @@ __all__ = ["SegmentationMetrics"]
 class SegmentationMetrics(Metric):
     """Overall accuracy, per-class and macro F1, Cohen's kappa, per-class IoU and mIoU.
 
-    A (K, K) int64 confusion matrix (rows = target, columns = prediction) is accumulated over batches and summed
-    across processes; every score is derived from it in ``compute``.
+    A (K, K) int64 confusion matrix (rows = target, columns = prediction) is accumulated over batches and
+    summed across processes; every score is derived from it in ``compute``.
 
     Args:
         num_classes: Number of classes K; labels are 0..K-1.
@@ -23,6 +23,9 @@ class SegmentationMetrics(Metric):
     Conventions:
         * A class absent from both the target and the prediction has no defined F1/IoU: its per-class value is
           NaN and it is left out of ``f1_macro`` and ``miou``. A class present in only one of them scores 0.
+        * When ``ignore_index`` is itself a class id (0..K-1), that class is NaN in the per-class outputs and
+          left out of the means (as torchmetrics does); predicting it on a valid pixel still counts as an
+          error in ``oa``, ``kappa`` and the true class's recall.
         * ``kappa`` is NaN when the chance agreement is 1 (a single class everywhere).
         * Every key is NaN before any (non-ignored) pixel was seen.
     """
@@ -48,7 +51,7 @@ class SegmentationMetrics(Metric):
         """Accumulate one batch.
 
         Args:
-            preds: Integer labels (B, H, W) or floating scores/logits (B, K, H, W), reduced by argmax over dim 1.
+            preds: Integer labels (B, H, W) or floating scores/logits (B, K, H, W) (argmax over dim 1).
             target: Integer labels (B, H, W), possibly containing ``ignore_index``.
         """
         k = self.num_classes
@@ -61,14 +64,17 @@ class SegmentationMetrics(Metric):
             preds = preds.argmax(dim=1)
         if preds.shape != target.shape:
             raise ValueError(
-                f"SegmentationMetrics: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ"
+                f"SegmentationMetrics: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes "
+                "differ"
             )
         if target.is_floating_point():
             raise TypeError(f"SegmentationMetrics: target must hold integer labels, got dtype {target.dtype}")
         preds = preds.reshape(-1).long()
         target = target.reshape(-1).long()
         valid = (
-            torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+            torch.ones_like(target, dtype=torch.bool)
+            if self.ignore_index is None
+            else target != self.ignore_index
         )
         if self.validate_args:
             bad = valid & ((target < 0) | (target >= k) | (preds < 0) | (preds >= k))
@@ -95,6 +101,8 @@ class SegmentationMetrics(Metric):
         oa = tp.sum() / total
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=cm.device)
         present = (n_target + n_pred) > 0
+        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+            present[self.ignore_index] = False
         f1 = torch.where(present, 2.0 * tp / (n_target + n_pred), nan)
         iou = torch.where(present, tp / (n_target + n_pred - tp), nan)
         chance = (n_target * n_pred).sum() / total.square()

