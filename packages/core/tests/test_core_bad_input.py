@@ -77,5 +77,7 @@ def test_corrupt_or_incomplete_metadata(tmp_path: Path) -> None:
     load_metadata(BENV2 / "metadata" / "metadata.parquet").drop(columns=["s1_name"]).to_parquet(bad)
     with pytest.raises(DataFormatError, match=r"lacks column\(s\) \['s1_name'\]"):
         load_metadata(bad)
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no metadata.parquet"):
-        BigEarthNetDataModule(root=str(tmp_path), num_workers=0).setup("validate")
+        BigEarthNetDataModule(root=str(empty), num_workers=0).setup("validate")

@@ -1,5 +1,4 @@
 import torch
-
 from rsim.csmoe.losses import masked_mse, nt_xent, patchify, unpatchify
 from rsim.csmoe.retrieval import cbir_scores, cross_sensor_retrieval
 
@@ -10,7 +9,8 @@ def test_patchify_layout_and_roundtrip():
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
     p = patchify(x, 2)
     assert p.shape == (2, 4, 12)
-    # patch 1 = rows 0-1, columns 2-3; channel-last inside a patch: first entries are pixel (0, 2) of c0, c1, c2
+    # patch 1 = rows 0-1, columns 2-3; channel-last inside a patch: first entries are pixel (0, 2) of c0,
+    # c1, c2
     assert p[0, 1, :3].tolist() == [x[0, 0, 0, 2].item(), x[0, 1, 0, 2].item(), x[0, 2, 0, 2].item()]
     assert torch.equal(unpatchify(p, 2, 3), x)
 

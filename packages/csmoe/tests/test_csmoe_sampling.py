@@ -3,10 +3,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from rsim.csmoe.sampling import allocate, class_fractions, thematic_climatic_sample, thematic_descriptor
 
-META = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "benv2" / "metadata" / "metadata.parquet"
+META = (
+    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "benv2" / "metadata" / "metadata.parquet"
+)
 
 
 def synthetic(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -72,7 +73,9 @@ def test_class_fractions_from_reference_map():
     ref[2, :] = 311  # broad-leaved forest
     ref[3, :2] = 122  # unlabelled code, ignored
     fr = class_fractions(ref)
-    assert fr.sum() == pytest.approx(1.0) and fr[2] == pytest.approx(8 / 12) and fr[8] == pytest.approx(4 / 12)
+    assert (
+        fr.sum() == pytest.approx(1.0) and fr[2] == pytest.approx(8 / 12) and fr[8] == pytest.approx(4 / 12)
+    )
     with pytest.raises(ValueError, match="777"):
         class_fractions(np.full((2, 2), 777, dtype=np.uint16))
 

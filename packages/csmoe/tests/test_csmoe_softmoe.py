@@ -1,7 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from rsim.csmoe.models.backbone import CrossSensorViT
 from rsim.csmoe.models.profile import count_flops, model_cost
 from rsim.csmoe.models.soft_moe import SoftMoE
@@ -13,7 +12,7 @@ def loop_reference(moe: SoftMoE, x: torch.Tensor) -> torch.Tensor:
     """Soft MoE written with explicit loops over experts and slots (Puigcerver et al., Alg. 1)."""
     phi = moe.phi
     xn, phin = (F.normalize(x, dim=-1), F.normalize(phi, dim=0)) if moe.normalize else (x, phi)
-    b, m, d = x.shape
+    d = x.shape[-1]
     n, p = moe.num_experts, moe.slots_per_expert
     logits = (xn @ phin.reshape(d, n * p)) * (moe.scale if moe.scale is not None else 1.0)  # [b, m, n*p]
     dispatch = logits.softmax(dim=1)
@@ -67,8 +66,15 @@ def test_usage_statistics_and_gradients():
 
 def test_backbone_records_per_sensor_usage():
     torch.manual_seed(0)
-    model = CrossSensorViT(embed_dim=32, num_heads=2, specific_depth=2, shared_depth=1,
-                           moe_layers=["shared", "specific_second_half"], num_experts=4, slots_per_expert=2)
+    model = CrossSensorViT(
+        embed_dim=32,
+        num_heads=2,
+        specific_depth=2,
+        shared_depth=1,
+        moe_layers=["shared", "specific_second_half"],
+        num_experts=4,
+        slots_per_expert=2,
+    )
     with torch.no_grad():
         model(torch.rand(2, 12, 120, 120))
     usage = model.last_moe_usage
@@ -86,7 +92,8 @@ def test_flops_and_params_reflect_slots():
         dense = CrossSensorViT(**kw)
         moe = CrossSensorViT(**kw, moe_layers=["shared"], num_experts=n, slots_per_expert=p)
     f_dense, f_moe = count_flops(dense), count_flops(moe)
-    # one shared block, run once per sensor: dense MLP on m tokens vs experts on n*p slots plus routing einsums
+    # one shared block, run once per sensor: dense MLP on m tokens vs experts on n*p slots plus routing
+    # einsums
     mlp_dense = 2 * (2 * m * d * h)
     mlp_moe = 2 * (2 * n * p * d * h) + 3 * (2 * m * d * n * p)
     assert f_dense - f_moe == 2 * (mlp_dense - mlp_moe)

@@ -31,7 +31,7 @@ def test_water_vapour_bands_dropped():
     out = hyspecnet_to_reflectance(raw)
     assert out.shape == (202, 2, 2) and out.dtype == np.float32
     assert out[0, 0, 0] == 0.0  # -100 clipped to 0
-    assert out[126, 0, 0] == pytest.approx(141 * 50 - 100) / 10000  # band 127 (1-based) kept is 0-based 141
+    assert out[126, 0, 0] == pytest.approx((141 * 50 - 100) / 10000)  # kept index 126 is raw 0-based band 141
     t = hyspecnet_to_reflectance(torch.from_numpy(raw))
     assert torch.allclose(t, torch.from_numpy(out))
     with pytest.raises(DataFormatError, match="224 bands"):

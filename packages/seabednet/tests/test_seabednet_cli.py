@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from safetensors.torch import load_file
-
 from rsim.seabednet.cli import main
 from rsim.seabednet.data.testing import write_magicbathynet, write_scene
+from safetensors.torch import load_file
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 REF = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "seabednet" / "fixture_a"
@@ -57,9 +56,10 @@ def test_predict_map(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         image, crs, transform = src.read(), src.crs, src.transform
     assert main(["predict", str(scene), "--ckpt", str(trained), "--out-dir", str(tmp_path / "out")]) == 0
     assert "tile 30" in capsys.readouterr().out
-    with rasterio.open(tmp_path / "out" / "scene_depth.tif") as d, rasterio.open(
-        tmp_path / "out" / "scene_classes.tif"
-    ) as c:
+    with (
+        rasterio.open(tmp_path / "out" / "scene_depth.tif") as d,
+        rasterio.open(tmp_path / "out" / "scene_classes.tif") as c,
+    ):
         assert d.crs == crs and d.transform == transform and c.crs == crs and c.transform == transform
         depth, classes = d.read(1), c.read(1)
         assert d.nodata == -9999.0 and c.nodata == 255
@@ -84,7 +84,9 @@ def test_predict_refusals(trained: Path, tmp_path: Path, capsys: pytest.CaptureF
         assert src.count == 4
     assert main(["predict", str(four), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
     assert "expected 3 bands, got 4" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path / "nope.tif"), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
+    assert (
+        main(["predict", str(tmp_path / "nope.tif"), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
+    )
     assert "nope.tif" in capsys.readouterr().err
 
 
@@ -99,3 +101,13 @@ def test_import_weights_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (tmp_path / "bad.pth").write_bytes(b"xx")
     assert main(["import-weights", str(tmp_path / "bad.pth"), str(tmp_path / "x.safetensors")]) == 1
     assert "bad.pth" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["agia_napa_aerial", "puck_lagoon_s2"])
+def test_paper_configs_parse(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = DEMO.parent / f"{name}.yaml"
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(cfg), "--print_config"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "features: 64" in out and f"site: {name.rsplit('_', 1)[0]}" in out

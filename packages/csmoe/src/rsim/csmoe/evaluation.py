@@ -8,9 +8,8 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch import Tensor
-
 from rsim.csmoe.tasks import CSMoEPretrainTask
+from torch import Tensor
 
 __all__ = ["Features", "extract_features", "instantiate_datamodule"]
 
@@ -48,8 +47,11 @@ def extract_features(task: CSMoEPretrainTask, datamodule: Any, split: str) -> Fe
     if stage is None:
         raise ValueError(f"unknown split {split!r}; expected train, validation or test")
     datamodule.setup(stage)
-    loader = {"train": datamodule.train_dataloader, "validation": datamodule.val_dataloader,
-              "test": datamodule.test_dataloader}[split]()
+    loader = {
+        "train": datamodule.train_dataloader,
+        "validation": datamodule.val_dataloader,
+        "test": datamodule.test_dataloader,
+    }[split]()
     task.eval()
     device = next(task.parameters()).device
     feats: dict[str, list[Tensor]] = {"s1": [], "s2": []}

@@ -58,8 +58,8 @@ def masked_mse(
 def nt_xent(feats_a: Tensor, feats_b: Tensor, temperature: float = 0.5) -> Tensor:
     """NT-Xent between paired features (CSMAE's MIM loss).
 
-    The 2B cosine-normalised features form one similarity matrix; for each row the positive is its cross-sensor
-    partner and the other 2B - 2 rows are negatives (self-similarity excluded).
+    The 2B cosine-normalised features form one similarity matrix; for each row the positive is its
+    cross-sensor partner and the other 2B - 2 rows are negatives (self-similarity excluded).
 
     Args:
         feats_a: ``[B, D]`` (e.g. S1).

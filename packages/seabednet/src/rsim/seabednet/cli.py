@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from rsim.core.cli import build_cli
-
 from rsim.seabednet.predict import MapPredictor, write_outputs
 
 __all__ = ["main"]
@@ -20,7 +19,9 @@ def import_weights_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="seabednet import-weights", description=import_weights_main.__doc__)
     p.add_argument("src", help="original .pth (state dict or checkpoint dict)")
     p.add_argument("dst", help="output .safetensors")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full unpickling (pickled model objects)")
+    p.add_argument(
+        "--trust-pickle", action="store_true", help="allow full unpickling (pickled model objects)"
+    )
     a = p.parse_args(argv)
     try:
         config = convert_checkpoint(a.src, a.dst, trust_pickle=a.trust_pickle)
@@ -35,7 +36,9 @@ def generate_demo_data_main(argv: list[str]) -> int:
     """Write a synthetic dataset in the MagicBathyNet layout."""
     from rsim.seabednet.data.testing import write_magicbathynet
 
-    p = argparse.ArgumentParser(prog="seabednet generate-demo-data", description=generate_demo_data_main.__doc__)
+    p = argparse.ArgumentParser(
+        prog="seabednet generate-demo-data", description=generate_demo_data_main.__doc__
+    )
     p.add_argument("root", help="output folder")
     p.add_argument("--sites", nargs="+", default=["agia_napa"], choices=["agia_napa", "puck_lagoon"])
     p.add_argument("--modalities", nargs="+", default=["spot6"], choices=["aerial", "s2", "spot6"])
@@ -65,14 +68,18 @@ def predict_main(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="seabednet predict", description=predict_main.__doc__)
     p.add_argument("input", help="image GeoTIFF")
-    p.add_argument("--ckpt", required=True, help="Lightning .ckpt of SeabedNetTask, or a converted .safetensors")
+    p.add_argument(
+        "--ckpt", required=True, help="Lightning .ckpt of SeabedNetTask, or a converted .safetensors"
+    )
     p.add_argument("--out-dir", required=True)
     p.add_argument("--bands", default=None, help="1-based bands to use, e.g. 1,2,3 (default: all)")
     p.add_argument("--tile", type=int, default=None, help="native window side (default: from the checkpoint)")
     p.add_argument("--overlap", type=int, default=None, help="window overlap in pixels (default: tile // 4)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--site", default=None, choices=["agia_napa", "puck_lagoon"], help="for .safetensors weights")
+    p.add_argument(
+        "--site", default=None, choices=["agia_napa", "puck_lagoon"], help="for .safetensors weights"
+    )
     p.add_argument("--norm-param", default=None, help="norm_param file (2 x C) for .safetensors weights")
     a = p.parse_args(argv)
     try:
@@ -103,7 +110,6 @@ def predict_main(argv: list[str]) -> int:
 def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
     import numpy as np
     import torch
-
     from rsim.seabednet.data.magicbathynet import SITES, site_spec
 
     ckpt = Path(a.ckpt)
@@ -136,9 +142,7 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
     if task.norm_param is None:
         raise ValueError(f"{ckpt}: checkpoint has no normalisation parameters (train with the datamodule)")
     tile = a.tile or task.native_tile or 256
-    site = next(
-        (name for name, s in SITES.items() if abs(s.depth_scale - task.depth_scale) < 1e-6), None
-    )
+    site = next((name for name, s in SITES.items() if abs(s.depth_scale - task.depth_scale) < 1e-6), None)
     return (
         MapPredictor(
             task.net,
@@ -152,6 +156,55 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
         ),
         site,
     )
+
+
+def baselines_main(argv: list[str]) -> int:
+    """Fit/evaluate Stumpf, Lyzenga and random-forest baselines (+ Seabed-Net checkpoints) into one table."""
+    import numpy as np
+
+    from rsim.seabednet.baselines import depth_metrics, format_table, run_baselines
+    from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
+
+    p = argparse.ArgumentParser(prog="seabednet baselines", description=baselines_main.__doc__)
+    p.add_argument("--root", required=True, help="MagicBathyNet root (official layout)")
+    p.add_argument("--site", default="agia_napa", choices=["agia_napa", "puck_lagoon"])
+    p.add_argument("--modality", default="spot6", choices=["aerial", "s2", "spot6"])
+    p.add_argument("--split-source", default="bathymetry", choices=["bathymetry", "pixel_class"])
+    p.add_argument("--channel-order", default="native", choices=["native", "reverse"])
+    p.add_argument("--ckpt", nargs="*", default=[], help="SeabedNetTask checkpoints to add to the table")
+    p.add_argument("--out", default=None, help="also write the Markdown table here")
+    a = p.parse_args(argv)
+    try:
+        reader = MagicBathyNetReader(a.root, a.site, a.modality)
+        train, test = reader.split(a.split_source)
+        rows = run_baselines(reader, train, test, channel_order=a.channel_order)
+        for ck in a.ckpt:
+            ns = argparse.Namespace(ckpt=ck, device="cpu", tile=None, overlap=None, site=a.site, norm_param=None)
+            predictor, _ = _load_predictor(ns)
+            preds, gts = [], []
+            for pid in test:
+                image, _ = reader.read_image(pid)
+                depth = reader.read_depth(pid)
+                pred, _, valid = predictor.predict_array(image, str(reader.path("img", pid)))
+                m = valid & (depth != 0)
+                preds.append(pred[m])
+                gts.append(-depth[m])
+            row: dict[str, float | str] = {"method": f"Seabed-Net ({Path(ck).name})"}
+            row.update(depth_metrics(np.concatenate(preds), np.concatenate(gts)))
+            row["n_test"] = float(sum(g.size for g in gts))
+            rows.append(row)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"seabednet baselines: error: {exc}", file=sys.stderr)
+        return 1
+    table = format_table(rows)
+    print(f"{a.site} / {a.modality}: {len(train)} train, {len(test)} test patches ({a.split_source} split)")
+    print(table)
+    if a.out:
+        from rsim.core.io import atomic_path
+
+        with atomic_path(a.out) as tmp:
+            tmp.write_text(table + "\n")
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
@@ -172,6 +225,7 @@ def main(args: list[str] | None = None) -> int:
             "import-weights": import_weights_main,
             "predict-map": predict_main,
             "generate-demo-data": generate_demo_data_main,
+            "baselines": baselines_main,
         },
         args=argv,
     )

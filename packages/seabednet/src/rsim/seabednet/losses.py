@@ -89,6 +89,7 @@ class TaskWeighting(nn.Module):
             raise ValueError(f"task_weighting must be 'kendall', 'symmetric' or 'fixed', got {mode!r}")
         self.mode = mode
         self.log_vars = nn.Parameter(torch.full((2,), float(init_log_var)), requires_grad=mode != "fixed")
+        self.fixed: Tensor
         self.register_buffer("fixed", torch.tensor(fixed_weights, dtype=torch.float32), persistent=False)
 
     def weights(self) -> Tensor:

@@ -12,11 +12,10 @@ import torch
 import torch.nn.functional as F
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
-from torch import Tensor
-
 from rsim.seabednet.data.datamodule import prepare_image
 from rsim.seabednet.data.magicbathynet import site_spec
 from rsim.seabednet.models.seabednet import SeabedNet
+from torch import Tensor
 
 __all__ = ["MapPredictor", "blend_weights", "tile_starts", "write_outputs"]
 
@@ -74,7 +73,9 @@ class MapPredictor:
     batch_size: int = 4
 
     @torch.no_grad()
-    def predict_array(self, image: np.ndarray, source: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_array(
+        self, image: np.ndarray, source: str = "input"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predict ``image [C, H, W]`` (raw values).
 
         Returns:
@@ -101,7 +102,9 @@ class MapPredictor:
         wsum = torch.zeros(h, w, dtype=torch.float64)
         weight = blend_weights(self.tile, self.overlap).double()
         stride = self.tile - self.overlap
-        coords = [(r, cc) for r in tile_starts(h, self.tile, stride) for cc in tile_starts(w, self.tile, stride)]
+        coords = [
+            (r, cc) for r in tile_starts(h, self.tile, stride) for cc in tile_starts(w, self.tile, stride)
+        ]
         t = self.tile
         for i in range(0, len(coords), self.batch_size):
             chunk = coords[i : i + self.batch_size]
@@ -149,12 +152,14 @@ def write_outputs(
     valid: np.ndarray,
     site: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``{stem}_depth.tif`` (negative metres, MagicBathyNet convention), ``{stem}_classes.tif``
-    (uint8) and ``{stem}_preview.png`` (depth | classes), all atomically.
+    """Write the depth GeoTIFF, the class GeoTIFF and a PNG preview, all atomically.
+
+    ``{stem}_depth.tif`` holds negative metres (MagicBathyNet convention) with nodata -9999,
+    ``{stem}_classes.tif`` uint8 class indices with nodata 255, ``{stem}_preview.png`` depth | classes.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = {k: profile[k] for k in ("crs", "transform", "width", "height") if k in profile}
+    base: dict[str, object] = {k: profile[k] for k in ("crs", "transform", "width", "height") if k in profile}
     base.update(driver="GTiff", count=1, compress="deflate")
     paths = {
         "depth": out / f"{stem}_depth.tif",
@@ -162,15 +167,17 @@ def write_outputs(
         "preview": out / f"{stem}_preview.png",
     }
     elev = np.where(valid, -depth_m, DEPTH_NODATA).astype(np.float32)
-    with atomic_path(paths["depth"]) as tmp, rasterio.open(
-        tmp, "w", **base, dtype="float32", nodata=DEPTH_NODATA
-    ) as dst:
+    with (
+        atomic_path(paths["depth"]) as tmp,
+        rasterio.open(tmp, "w", **base, dtype="float32", nodata=DEPTH_NODATA) as dst,
+    ):
         dst.write(elev[None])
         dst.update_tags(units="m", convention="negative below the water surface")
     cls = np.where(valid, classes, CLASS_NODATA).astype(np.uint8)
-    with atomic_path(paths["classes"]) as tmp, rasterio.open(
-        tmp, "w", **base, dtype="uint8", nodata=CLASS_NODATA
-    ) as dst:
+    with (
+        atomic_path(paths["classes"]) as tmp,
+        rasterio.open(tmp, "w", **base, dtype="uint8", nodata=CLASS_NODATA) as dst,
+    ):
         dst.write(cls[None])
         if site is not None:
             spec = site_spec(site)
@@ -185,7 +192,13 @@ def write_outputs(
     cls_rgb[:, ~valid] = 0
     gap = np.full((3, depth_m.shape[0], 4), 255, np.uint8)
     preview = np.concatenate([_colour_depth(depth_m, valid), gap, cls_rgb], axis=2)
-    png = {"driver": "PNG", "width": preview.shape[2], "height": preview.shape[1], "count": 3, "dtype": "uint8"}
+    png = {
+        "driver": "PNG",
+        "width": preview.shape[2],
+        "height": preview.shape[1],
+        "count": 3,
+        "dtype": "uint8",
+    }
     with atomic_path(paths["preview"]) as tmp, rasterio.open(tmp, "w", **png) as dst:
         dst.write(preview)
     return paths

@@ -8,11 +8,10 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from rsim.core.metrics import MaskedRegressionMetrics, SegmentationMetrics
-from torch import Tensor
-
 from rsim.seabednet.losses import TaskWeighting, masked_ce, masked_rmse
 from rsim.seabednet.models.convert import load_converted
 from rsim.seabednet.models.seabednet import SeabedNet
+from torch import Tensor
 
 __all__ = ["SeabedNetTask"]
 
@@ -61,8 +60,13 @@ class SeabedNetTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if weights:
-            self.net = load_converted(weights, reference_compatible=reference_compatible, input_size=input_size)
-            if self.net.in_channels != in_channels or self.net.seg_decoder.out_conv.out_channels != num_classes:
+            self.net = load_converted(
+                weights, reference_compatible=reference_compatible, input_size=input_size
+            )
+            if (
+                self.net.in_channels != in_channels
+                or self.net.seg_decoder.out_conv.out_channels != num_classes
+            ):
                 raise ValueError(f"{weights}: network does not match in_channels/num_classes of the config")
             self.net.train()
         else:
@@ -91,7 +95,9 @@ class SeabedNetTask(L.LightningModule):
             dm = self._trainer.datamodule if self._trainer is not None else None  # type: ignore[attr-defined]
             scale = getattr(dm, "depth_scale", None)
             if scale is None:
-                warnings.warn("depth_scale unknown (no datamodule); metrics are in target units", stacklevel=2)
+                warnings.warn(
+                    "depth_scale unknown (no datamodule); metrics are in target units", stacklevel=2
+                )
                 return 1.0
             self._depth_scale = float(scale)
         return float(self._depth_scale)
@@ -106,7 +112,9 @@ class SeabedNetTask(L.LightningModule):
             raise ValueError(f"datamodule has {k} classes, model num_classes={self.hparams['num_classes']}")
         u = getattr(dm, "undefined_index", None)
         if u is not None and u != self.hparams["undefined_index"]:
-            raise ValueError(f"datamodule undefined_index={u}, model undefined_index={self.hparams['undefined_index']}")
+            raise ValueError(
+                f"datamodule undefined_index={u}, model undefined_index={self.hparams['undefined_index']}"
+            )
         if getattr(dm, "norm_param", None) is not None:
             self.norm_param = dm.norm_param.clone()
             self.channel_order = dm.hparams.get("channel_order", "native")

@@ -17,6 +17,26 @@ import numpy as np
 from rsim.core.errors import DataFormatError, MissingKeyError
 
 REFERENCE_MAP_SUFFIX = "_reference_map"
+# LMDB allows one environment per file and process: stores opened twice share it.
+_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def _close_inherited_envs() -> None:
+    """In a forked child (DataLoader worker), close the parent's environments.
+
+    py-lmdb refuses to open an environment its process already holds, and a forked child inherits that
+    registry; stores are opened read-only without locks, so closing the inherited handles is safe.
+    """
+    for key in [k for k in _ENVS if k[1] != os.getpid()]:
+        env = _ENVS.pop(key)
+        try:
+            env.close()
+        except Exception:  # a handle the child cannot close is simply dropped
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_envs)
 REFERENCE_MAP_TENSOR = "Data"
 
 
@@ -62,20 +82,24 @@ class LmdbPatchStore:
         import lmdb
 
         if self._env is None or self._pid != os.getpid():
-            try:
-                self._env = lmdb.open(
-                    str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1024
-                )
-            except lmdb.Error as exc:
-                raise DataFormatError(f"cannot open LMDB store {self.path}: {exc}") from exc
+            key = (str(self.path.resolve()), os.getpid())
+            if key not in _ENVS:
+                try:
+                    _ENVS[key] = lmdb.open(
+                        str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1024
+                    )
+                except lmdb.Error as exc:
+                    raise DataFormatError(f"cannot open LMDB store {self.path}: {exc}") from exc
+            self._env = _ENVS[key]
             self._pid = os.getpid()
         return self._env
 
     def close(self) -> None:
-        """Close the LMDB environment (it is re-opened on the next read)."""
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        """Close the LMDB environment of this process (it is re-opened on the next read)."""
+        env = _ENVS.pop((str(self.path.resolve()), os.getpid()), None)
+        if env is not None:
+            env.close()
+        self._env = None
 
     def __enter__(self) -> LmdbPatchStore:
         return self

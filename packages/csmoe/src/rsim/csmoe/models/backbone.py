@@ -1,9 +1,10 @@
 """Cross-sensor ViT encoder of CSMAE, with optional Soft-MoE MLPs (CSMoE).
 
 Key layout = the published CSMAE backbone (``patch_embed.proj``, ``patch_embed_s2.proj``, ``cls_token``,
-``cls_token_s2``, ``pos_embed``, ``blocks_s1.*``, ``norm_s1``, ``blocks_s2.*``, ``norm_s2``, ``blocks.*``, ``norm``,
-``fc_norm``) so that its checkpoints load unchanged; blocks are timm ``Block`` modules. A Soft-MoE block keeps the
-attention keys and replaces ``mlp.fc1/fc2`` by ``mlp.phi``, ``mlp.scale`` and ``mlp.fc{1,2}_{weight,bias}``.
+``cls_token_s2``, ``pos_embed``, ``blocks_s1.*``, ``norm_s1``, ``blocks_s2.*``, ``norm_s2``, ``blocks.*``,
+``norm``, ``fc_norm``) so that its checkpoints load unchanged; blocks are timm ``Block`` modules. A Soft-MoE
+block keeps the attention keys and replaces ``mlp.fc1/fc2`` by ``mlp.phi``, ``mlp.scale`` and
+``mlp.fc{1,2}_{weight,bias}``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def resolve_moe_layers(spec: Sequence[str], specific_depth: int, shared_depth: i
             names.add(item)
         else:
             raise ValueError(
-                f"moe_layers entry {item!r} is neither 'shared', 'specific', 'specific_second_half' nor a block "
+                f"moe_layers entry {item!r} is neither 'shared', 'specific', 'specific_second_half' "
+                f"nor a block "
                 f"name of this model (e.g. {sorted(valid)[:3]})"
             )
     return sorted(names)
@@ -183,9 +185,11 @@ class CrossSensorViT(nn.Module):
         )
 
         def make(n: int) -> nn.Sequential:
-            return nn.Sequential(
-                *[Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(n)]
-            )
+            blocks = [
+                Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]
+                for _ in range(n)
+            ]
+            return nn.Sequential(*blocks)
 
         if specific_depth:
             self.blocks_s1 = make(specific_depth)
@@ -226,7 +230,7 @@ class CrossSensorViT(nn.Module):
     # -- helpers ---
     def moe_modules(self) -> dict[str, SoftMoE]:
         """The Soft-MoE layers by block name."""
-        return {name: self.get_submodule(f"{name}.mlp") for name in self.moe_layer_names}  # type: ignore[misc]
+        return {name: self.get_submodule(f"{name}.mlp") for name in self.moe_layer_names}
 
     def split_sensors(self, imgs: Tensor) -> tuple[Tensor, Tensor]:
         """Split a 12-channel input into (S1 ``[B, 2, H, W]``, S2 ``[B, 10, H, W]``)."""
@@ -253,8 +257,9 @@ class CrossSensorViT(nn.Module):
         for i, block in enumerate(stack):
             x = block(x)
             name = f"{prefix}.{i}"
-            if name in self.moe_layer_names:
-                usage = block.mlp.last_expert_usage
+            mlp = block.mlp
+            if name in self.moe_layer_names and isinstance(mlp, SoftMoE):
+                usage = mlp.last_expert_usage
                 if usage is not None:
                     self.last_moe_usage.setdefault(sensor, {})[name] = usage
         return x
@@ -272,8 +277,8 @@ class CrossSensorViT(nn.Module):
             x: The sensor's channels.
             sensor: ``s1`` or ``s2``.
             mask_ratio: Fraction of patches removed.
-            ids_shuffle: ``[B, L]`` token permutation; the first ``L·(1 - mask_ratio)`` are kept. Default: identity
-                (no shuffle, the same result as CSMAE up to summation order).
+            ids_shuffle: ``[B, L]`` token permutation; the first ``L·(1 - mask_ratio)`` are kept. Default:
+                identity (no shuffle, the same result as CSMAE up to summation order).
 
         Returns:
             The sensor's :class:`EncoderOutput`.

@@ -6,9 +6,9 @@ Accepted inputs (``torch.load`` result or safetensors dict):
 * a bare backbone state dict (keys without the ``backbone.`` prefix, what the CSMAE README loader produces);
 * this package's own ``CrossSensorMAE`` / ``CSMoEPretrainTask`` state dicts (prefix ``model.``).
 
-The CSMAE key names are kept by :class:`~rsim.csmoe.models.backbone.CrossSensorViT`, so the conversion is a prefix
-split plus validation. For a CSMoE target, the dense MLP of every Soft-MoE block initialises all its experts
-("sparse upcycling", an option of this package, not of the paper).
+The CSMAE key names are kept by :class:`~rsim.csmoe.models.backbone.CrossSensorViT`, so the conversion is a
+prefix split plus validation. For a CSMoE target, the dense MLP of every Soft-MoE block initialises all its
+experts ("sparse upcycling", an option of this package, not of the paper).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _upcycle(model: CrossSensorViT, backbone: dict[str, Tensor]) -> dict[str, Te
 def load_csmae_weights(
     module: nn.Module, state: Mapping[str, Tensor], *, upcycle: bool = True, strict: bool = True
 ) -> list[str]:
-    """Load original CSMAE weights into a :class:`CrossSensorViT` or a module with ``.backbone`` (and decoders).
+    """Load original CSMAE weights into a backbone or a ``CrossSensorMAE`` (backbone and decoders).
 
     Args:
         module: Target backbone or ``CrossSensorMAE``.

@@ -48,7 +48,7 @@ def build_backbone(
         num_heads=num_heads or heads,
         specific_depth=spec if specific_depth is None else specific_depth,
         shared_depth=shared if shared_depth is None else shared_depth,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -128,10 +128,10 @@ class CrossSensorMAE(nn.Module):
             patch_size=patch_size,
         )
         if self.decoding_strategy == "common":
-            self.decoder = ReconstructionDecoder(**args, target="common")  # type: ignore[arg-type]
+            self.decoder = ReconstructionDecoder(**args, target="common")
         else:
-            self.decoder_s2_to_s1 = ReconstructionDecoder(**args, target="s1")  # type: ignore[arg-type]
-            self.decoder_s1_to_s2 = ReconstructionDecoder(**args, target="s2")  # type: ignore[arg-type]
+            self.decoder_s2_to_s1 = ReconstructionDecoder(**args, target="s1")
+            self.decoder_s1_to_s2 = ReconstructionDecoder(**args, target="s2")
 
     def decode(self, enc: EncoderOutput, to_sensor: Literal["s1", "s2"]) -> Tensor:
         """Predict ``to_sensor`` patches from one sensor's encoder output."""
@@ -150,8 +150,8 @@ class CrossSensorMAE(nn.Module):
     ) -> dict[str, Tensor]:
         """Masked forward with ``disjoint`` reconstruction (the published setting).
 
-        Cross-sensor predictions decode one sensor's tokens into the other sensor's pixels at the positions the
-        source sensor masked (CSMAE's ``reconstruction_strategy: disjoint``).
+        Cross-sensor predictions decode one sensor's tokens into the other sensor's pixels at the positions
+        the source sensor masked (CSMAE's ``reconstruction_strategy: disjoint``).
 
         Args:
             imgs: ``[B, 12, H, W]`` in CSMAE band order.
@@ -161,8 +161,8 @@ class CrossSensorMAE(nn.Module):
             generator: RNG for the masks.
 
         Returns:
-            ``feats_s1``/``feats_s2`` (pooled), ``mask_s1``/``mask_s2`` and predictions ``pred_<to>_from_<from>``
-            with their loss masks ``mask_<to>_from_<from>``.
+            ``feats_s1``/``feats_s2`` (pooled), ``mask_s1``/``mask_s2`` and predictions
+            ``pred_<to>_from_<from>`` with their loss masks ``mask_<to>_from_<from>``.
         """
         enc = self.backbone.forward_masked(imgs, mask_ratio, generator=generator)
         e1, e2 = enc["s1"], enc["s2"]

@@ -19,9 +19,9 @@ def _sincos_1d(dim: int, positions: Tensor) -> Tensor:
 def sincos_pos_embed_2d(embed_dim: int, grid_size: int, cls_token: bool = True) -> Tensor:
     """Build the fixed 2-D sin-cos table of CSMAE/MAE.
 
-    For the patch at grid row ``r`` and column ``c`` (raster order) the first ``embed_dim/2`` channels encode the
-    column ``c`` and the last ``embed_dim/2`` the row ``r``; each half is ``[sin(p·w_k), cos(p·w_k)]`` with
-    ``w_k = 10000^(-k/(embed_dim/4))``. With ``cls_token`` a zero row is prepended.
+    For the patch at grid row ``r`` and column ``c`` (raster order) the first ``embed_dim/2`` channels
+    encode the column ``c`` and the last ``embed_dim/2`` the row ``r``; each half is ``[sin(p·w_k),
+    cos(p·w_k)]`` with ``w_k = 10000^(-k/(embed_dim/4))``. With ``cls_token`` a zero row is prepended.
 
     Args:
         embed_dim: Channel count, divisible by 4.

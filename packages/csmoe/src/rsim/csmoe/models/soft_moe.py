@@ -1,9 +1,9 @@
 """Soft mixture-of-experts layer (Puigcerver et al., "From Sparse to Soft Mixtures of Experts", ICLR 2024).
 
 Written from the paper's equations: every slot is a convex combination of all input tokens (dispatch weights,
-softmax over tokens), every expert MLP processes its ``p`` slots, and every output token is a convex combination of
-all slot outputs (combine weights, softmax over all ``n·p`` slots). No token is dropped and no auxiliary
-load-balancing loss is needed.
+softmax over tokens), every expert MLP processes its ``p`` slots, and every output token is a convex
+combination of all slot outputs (combine weights, softmax over all ``n·p`` slots). No token is dropped and no
+auxiliary load-balancing loss is needed.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ class SoftMoE(nn.Module):
         num_experts: Number of experts ``n``.
         slots_per_expert: Slots per expert ``p``.
         hidden_dim: Hidden width of each expert MLP (default ``4·d``).
-        normalize: L2-normalise tokens and slot parameters over ``d`` and multiply the logits by a learnable scale
-            (the paper's normalisation for large ``d``).
+        normalize: L2-normalise tokens and slot parameters over ``d`` and multiply the logits by a
+            learnable scale (the paper's normalisation for large ``d``).
         bias: Use biases in the expert MLPs.
 
     Attributes:
@@ -47,7 +47,8 @@ class SoftMoE(nn.Module):
         super().__init__()
         if num_experts < 1 or slots_per_expert < 1:
             raise ValueError(
-                f"SoftMoE needs num_experts >= 1 and slots_per_expert >= 1, got {num_experts}, {slots_per_expert}"
+                "SoftMoE needs num_experts >= 1 and slots_per_expert >= 1, "
+                f"got {num_experts}, {slots_per_expert}"
             )
         hidden = hidden_dim or 4 * dim
         self.dim, self.num_experts, self.slots_per_expert, self.hidden_dim = (
@@ -112,7 +113,7 @@ class SoftMoE(nn.Module):
 
     def routing_logits(self, x: Tensor) -> Tensor:
         """Token-slot logits ``[B, M, n, p]``."""
-        phi = self.phi
+        phi: Tensor = self.phi
         if self.normalize:
             x = F.normalize(x, dim=-1)
             phi = F.normalize(phi, dim=0)

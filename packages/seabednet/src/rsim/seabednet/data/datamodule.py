@@ -9,11 +9,10 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
-
 from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
 from rsim.seabednet.losses import valid_depth_mask
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 __all__ = ["MagicBathyNetDataModule", "MagicBathyNetPatches", "prepare_image"]
 
@@ -33,7 +32,11 @@ class MagicBathyNetPatches(Dataset[dict[str, Any]]):
     """
 
     def __init__(
-        self, reader: MagicBathyNetReader, ids: list[str], window: int | None = None, samples: int | None = None
+        self,
+        reader: MagicBathyNetReader,
+        ids: list[str],
+        window: int | None = None,
+        samples: int | None = None,
     ) -> None:
         if not ids:
             raise ValueError(f"no patch IDs for {reader.site}/{reader.modality}")
@@ -52,7 +55,8 @@ class MagicBathyNetPatches(Dataset[dict[str, Any]]):
             depth = self.reader.read_depth(pid)
             if depth.shape != image.shape[1:]:
                 raise ValueError(
-                    f"{self.reader.path('depth', pid)}: size {depth.shape} differs from the image {image.shape[1:]}"
+                    f"{self.reader.path('depth', pid)}: size {depth.shape} differs from the image "
+                    f"{image.shape[1:]}"
                 )
             if self.reader.path("gts", pid).is_file():
                 label = self.reader.read_labels(pid)
@@ -113,7 +117,8 @@ class MagicBathyNetDataModule(L.LightningDataModule):
         train_samples_per_epoch: Random windows per epoch (``None``: one per training patch).
         input_size: Network input side; batches are resized to it on the device.
         channel_order: ``native`` or ``reverse`` band order.
-        depth_norm: ``site`` divides depth by the site constant (-30.443 / -11); ``none`` uses positive metres.
+        depth_norm: ``site`` divides depth by the site constant (-30.443 / -11); ``none`` uses positive
+            metres.
         flips: Random horizontal/vertical flips during training.
         upsample_mode: Interpolation for images smaller than ``input_size`` (``nearest`` as in MagicBathyNet
             training, or ``bilinear``); larger images are always downsampled with antialiased bilinear.

@@ -16,7 +16,6 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rsim.core.io import atomic_path
-
 from rsim.seabednet.data.magicbathynet import MODALITIES, encode_palette, site_spec
 
 __all__ = ["AGIA_NAPA_IDS", "synthetic_scene", "write_magicbathynet", "write_scene"]
@@ -29,7 +28,13 @@ AGIA_NAPA_IDS = (
 
 # Bottom albedo (R, G, B) per class index; the last entry is used for "undefined".
 _ALBEDO = {
-    "agia_napa": ((0.05, 0.20, 0.10), (0.25, 0.25, 0.25), (0.30, 0.15, 0.10), (0.60, 0.55, 0.45), (0.4, 0.4, 0.4)),
+    "agia_napa": (
+        (0.05, 0.20, 0.10),
+        (0.25, 0.25, 0.25),
+        (0.30, 0.15, 0.10),
+        (0.60, 0.55, 0.45),
+        (0.4, 0.4, 0.4),
+    ),
     "puck_lagoon": ((0.55, 0.50, 0.40), (0.08, 0.22, 0.10), (0.4, 0.4, 0.4)),
 }
 _ATTENUATION = np.array([0.35, 0.08, 0.04], dtype=np.float32)  # per metre, R G B
@@ -52,7 +57,8 @@ def synthetic_scene(
     """One synthetic patch.
 
     Returns:
-        ``(image uint8 [3, H, W], depth float32 [H, W] negative metres with 0 = no label, labels int64 [H, W])``.
+        ``(image uint8 [3, H, W], depth float32 [H, W] in negative metres with 0 = no label,
+        labels int64 [H, W])``.
     """
     spec = site_spec(site)
     depth = 0.5 + (max_depth - 0.5) * _smooth_field(rng, size)
@@ -141,7 +147,9 @@ def write_magicbathynet(
     return out
 
 
-def write_scene(path: str | os.PathLike[str], *, site: str = "agia_napa", size: int = 100, seed: int = 0) -> Path:
+def write_scene(
+    path: str | os.PathLike[str], *, site: str = "agia_napa", size: int = 100, seed: int = 0
+) -> Path:
     """Write one georeferenced synthetic image GeoTIFF (3-band uint8) of ``size x size`` pixels."""
     rng = np.random.default_rng(seed + 10_000)
     spec = site_spec(site)

@@ -3,7 +3,8 @@
 The original state-dict keys are kept unchanged (our module tree mirrors the original), so conversion means:
 unwrapping checkpoint containers, stripping wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``),
 inferring the constructor arguments from tensor shapes, validating every key and shape, and storing the
-configuration in the safetensors metadata. ``pos_embed`` tensors of shape ``(1, N, C)`` are accepted for any N.
+configuration in the safetensors metadata. ``pos_embed`` tensors of shape ``(1, N, C)`` are accepted for
+any N.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Any
 import torch
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
+from rsim.seabednet.models.seabednet import SeabedNet
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
-
-from rsim.seabednet.models.seabednet import SeabedNet
 
 __all__ = [
     "FORMAT_TAG",
@@ -65,7 +65,9 @@ def _strip_prefixes(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     return sd
 
 
-def read_original_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> dict[str, Tensor]:
+def read_original_checkpoint(
+    path: str | os.PathLike[str], *, trust_pickle: bool = False
+) -> dict[str, Tensor]:
     """Read an original ``.pth`` file (plain state dict, checkpoint dict or pickled module).
 
     Args:
@@ -118,7 +120,9 @@ def infer_config(sd: Mapping[str, Tensor], source: str = "state dict") -> dict[s
     }
 
 
-def validate_state_dict(sd: Mapping[str, Tensor], config: Mapping[str, int], source: str = "state dict") -> None:
+def validate_state_dict(
+    sd: Mapping[str, Tensor], config: Mapping[str, int], source: str = "state dict"
+) -> None:
     """Check keys and shapes against a meta-device model; ``pos_embed`` may have any token count.
 
     Raises:
@@ -147,7 +151,9 @@ def validate_state_dict(sd: Mapping[str, Tensor], config: Mapping[str, int], sou
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
         if bad:
             parts.append(f"shape mismatches: {bad[:3]}")
-        raise DataFormatError(f"{source}: not a Seabed-Net state dict for {dict(config)}: " + "; ".join(parts))
+        raise DataFormatError(
+            f"{source}: not a Seabed-Net state dict for {dict(config)}: " + "; ".join(parts)
+        )
 
 
 def convert_checkpoint(
@@ -183,7 +189,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            return {k: fh.get_tensor(k) for k in fh.keys()}, meta  # noqa: SIM118
+            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
     except Exception as exc:
         raise DataFormatError(f"{path}: cannot read as safetensors: {exc}") from exc
 

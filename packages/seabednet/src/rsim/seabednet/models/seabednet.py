@@ -11,12 +11,13 @@ Two behaviours are offered:
   positional embedding is created as ``(1, 1024, C)`` and replaced by a new zero-filled parameter inside
   ``forward`` whenever the token count differs (so the state depends on the history of input sizes).
 * the default mode attends only to real tokens (fused ``scaled_dot_product_attention``), and sizes each
-  positional embedding at construction for ``input_size`` and interpolates it (bicubic) to other token grids.
+  positional embedding at construction for ``input_size`` and interpolates it (bicubic) to other
+  token grids.
 
-Quirks kept in both modes because the published weights were trained with them: the AFF multiplies the spatially
-attended features by the SE output (features squared), the transformer MLP residual uses the normed tensor, the
-unused ``cross_attn`` weights exist in every block, and the stride-32 patch embedding drops remainder rows and
-columns (a warning is issued for such sizes).
+Quirks kept in both modes because the published weights were trained with them: the AFF multiplies the
+spatially attended features by the SE output (features squared), the transformer MLP residual uses the
+normed tensor, the unused ``cross_attn`` weights exist in every block, and the stride-32 patch embedding
+drops remainder rows and columns (a warning is issued for such sizes).
 """
 
 from __future__ import annotations
@@ -443,7 +444,9 @@ class SeabedNet(nn.Module):
         self.bathy_encoder = Encoder(in_channels, f, batch_norm=False)
         self.seg_encoder = Encoder(in_channels, f, batch_norm=True)
         chans = [f * 2**i for i in range(_LEVELS)]
-        self.fusion1b, self.fusion2b, self.fusion3b, self.fusion4b = (AttentionFeatureFusion(c) for c in chans)
+        self.fusion1b, self.fusion2b, self.fusion3b, self.fusion4b = (
+            AttentionFeatureFusion(c) for c in chans
+        )
         grids = [max(1, (input_size >> i) // patch_size) for i in range(_LEVELS)]
         self.fusion1, self.fusion2, self.fusion3, self.fusion4 = (
             ViTFusion(c, g, num_heads, window_size, patch_size, dropout, reference_compatible)
