@@ -18,7 +18,6 @@ import time
 
 def _child(mode: str, features: int, size: int, batch: int, reps: int, threads: int) -> dict[str, float | str]:
     import torch
-
     from rsim.seabednet.models.seabednet import SeabedNet
 
     torch.set_num_threads(threads)

@@ -24,7 +24,11 @@ def benv2_lmdb(benv2_fixture, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("lmdb") / "ben.lmdb"
     encode_bigearthnet(
-        benv2_fixture.root, out, modalities=("S1", "S2", "reference_maps"), processes=False, n_workers=1,
+        benv2_fixture.root,
+        out,
+        modalities=("S1", "S2", "reference_maps"),
+        processes=False,
+        n_workers=1,
         show_progress=False,
     )
     return out

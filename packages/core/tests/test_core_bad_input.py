@@ -6,12 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-
+from core_paths import BENV2, S2_SAMPLE
 from rsim.core.data import BigEarthNetDataModule, BigEarthNetV2Tree
 from rsim.core.data.bigearthnet import load_metadata
 from rsim.core.errors import DataFormatError
-
-from core_paths import BENV2, S2_SAMPLE
 
 
 @pytest.fixture()
@@ -43,7 +41,9 @@ def test_truncated_or_corrupt_tiff(tree_copy: BigEarthNetV2Tree, keep: int) -> N
 def _rewrite(path: Path, array: np.ndarray) -> None:
     with rasterio.open(path) as src:
         profile = src.profile
-    profile.update(count=array.shape[0], height=array.shape[1], width=array.shape[2], dtype=array.dtype.name, nodata=None)
+    profile.update(
+        count=array.shape[0], height=array.shape[1], width=array.shape[2], dtype=array.dtype.name, nodata=None
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(array)
 

@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
+from core_paths import BENV2, S2_SAMPLE
 from rsim.core.data import BigEarthNetDataModule
 from rsim.core.data.stats import band_stats
 from rsim.core.data.transforms import BatchAugment, Normalize, stack_bands
-
-from core_paths import BENV2, S2_SAMPLE
 
 
 def _dm(**kwargs):  # type: ignore[no-untyped-def]
@@ -33,7 +31,9 @@ def test_geotiff_and_lmdb_give_the_same_batches(benv2_fixture, benv2_lmdb) -> No
                 assert x["bands"][band].dtype == y["bands"][band].dtype
                 assert torch.equal(x["bands"][band], y["bands"][band])
             assert torch.equal(x["label"], y["label"]) and torch.equal(x["reference_map"], y["reference_map"])
-            assert torch.equal(tif.transform_batch(x, train=False)["image"], mdb.transform_batch(y, train=False)["image"])
+            assert torch.equal(
+                tif.transform_batch(x, train=False)["image"], mdb.transform_batch(y, train=False)["image"]
+            )
 
 
 def test_splits_labels_and_snow_cloud_filter(benv2_fixture) -> None:  # type: ignore[no-untyped-def]
@@ -46,9 +46,7 @@ def test_splits_labels_and_snow_cloud_filter(benv2_fixture) -> None:  # type: ig
     assert len(unfiltered.datasets["train"]) == 5
     sample = dm.datasets["train"][0]
     labels = benv2_fixture.metadata["labels"].iloc[0]
-    assert [dm.label_names[i] for i in np.flatnonzero(sample["label"])] == [
-        n for n in dm.label_names if n in labels
-    ]
+    assert [dm.label_names[i] for i in np.flatnonzero(sample["label"])] == [n for n in dm.label_names if n in labels]
 
 
 def test_batch_is_raw_then_transformed_on_device(benv2_fixture) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +73,10 @@ def test_presets_and_augmentation(benv2_fixture) -> None:  # type: ignore[no-unt
 
 
 def test_workers_pin_memory_and_persistent_workers(benv2_fixture, benv2_lmdb) -> None:  # type: ignore[no-untyped-def]
-    for kwargs in ({"root": str(benv2_fixture.root)}, {"lmdb": str(benv2_lmdb), "metadata": str(benv2_fixture.metadata_path)}):
+    for kwargs in (
+        {"root": str(benv2_fixture.root)},
+        {"lmdb": str(benv2_lmdb), "metadata": str(benv2_fixture.metadata_path)},
+    ):
         dm = BigEarthNetDataModule(**kwargs, bands="S1S2", num_workers=2, persistent_workers=True, pin_memory=True,
                                    batch_size=2, augment=False)  # fmt: skip
         loader = dm.val_dataloader()

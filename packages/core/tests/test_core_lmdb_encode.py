@@ -5,15 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from core_paths import BENV2, REF_SAMPLE, S1_SAMPLE, S2_SAMPLE
 from rsim.core.cli import main
 from rsim.core.data import BigEarthNetV2Tree, LmdbPatchStore
 from rsim.core.data import encode as encode_module
 from rsim.core.data.encode import encode_bigearthnet
 from rsim.core.data.nomenclature import S1_BANDS, S2_BANDS
 from rsim.core.errors import DataFormatError, MissingKeyError
-
-from core_paths import BENV2, REF_SAMPLE, S1_SAMPLE, S2_SAMPLE
 
 
 def test_cli_encode_reproduces_rico_hdl_store(tmp_path: Path) -> None:
@@ -29,7 +27,9 @@ def test_cli_encode_reproduces_rico_hdl_store(tmp_path: Path) -> None:
         for band in b:
             assert a[band].dtype == b[band].dtype
             np.testing.assert_array_equal(a[band], b[band])
-    np.testing.assert_array_equal(ours.read_reference_map(REF_SAMPLE), BigEarthNetV2Tree(BENV2).read_reference_map(REF_SAMPLE))
+    np.testing.assert_array_equal(
+        ours.read_reference_map(REF_SAMPLE), BigEarthNetV2Tree(BENV2).read_reference_map(REF_SAMPLE)
+    )
     with pytest.raises(FileExistsError, match="overwrite"):
         encode_bigearthnet(BENV2, out, processes=False, n_workers=1, show_progress=False)
 

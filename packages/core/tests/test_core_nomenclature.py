@@ -3,11 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-
+from core_paths import BENV2, REF_SAMPLE
 from rsim.core.data import nomenclature as nom
 from rsim.core.data.bigearthnet import load_metadata
-
-from core_paths import BENV2, REF_SAMPLE
 
 
 def test_clc_table_matches_the_shipped_json() -> None:
@@ -44,7 +42,12 @@ def test_reference_map_gives_exactly_the_metadata_labels() -> None:
     with rasterio.open(path) as src:
         codes = src.read(1)
     values, counts = np.unique(codes, return_counts=True)
-    assert dict(zip(values.tolist(), counts.tolist(), strict=True)) == {211: 7075, 231: 1154, 311: 4131, 313: 2040}
+    assert dict(zip(values.tolist(), counts.tolist(), strict=True)) == {
+        211: 7075,
+        231: 1154,
+        311: 4131,
+        313: 2040,
+    }
     meta = load_metadata(BENV2 / "metadata" / "metadata.parquet")
     labels = meta.loc[meta["patch_id"] == REF_SAMPLE, "labels"].iloc[0]
     np.testing.assert_array_equal(nom.reference_map_to_multi_hot(codes), nom.multi_hot(labels))

@@ -6,13 +6,11 @@ import json
 import numpy as np
 import pytest
 import rasterio
-
+from core_paths import BENV1, BENV2, REF_SAMPLE, S1_SAMPLE, S2_SAMPLE
 from rsim.core.data import BigEarthNetV1Tree, BigEarthNetV2Tree, LmdbPatchStore, PatchTable, load_metadata
 from rsim.core.data.bigearthnet import BigEarthNetDataset, v1_patch_table
 from rsim.core.data.nomenclature import S1_BANDS, S2_BANDS, multi_hot
 from rsim.core.errors import MissingKeyError
-
-from core_paths import BENV1, BENV2, REF_SAMPLE, S1_SAMPLE, S2_SAMPLE
 
 META = BENV2 / "metadata" / "metadata.parquet"
 SNOW = BENV2 / "metadata" / "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
@@ -59,7 +57,11 @@ def test_rico_hdl_store_equals_the_geotiffs() -> None:
 def test_real_metadata_counts_and_snow_cloud_filter() -> None:
     meta = load_metadata(META, snow_cloud_path=SNOW)
     assert len(meta) == 480_038
-    assert meta["split"].value_counts().to_dict() == {"train": 237_871, "validation": 122_342, "test": 119_825}
+    assert meta["split"].value_counts().to_dict() == {
+        "train": 237_871,
+        "validation": 122_342,
+        "test": 119_825,
+    }
     everything = load_metadata(META, snow_cloud_path=SNOW, filter_snow_cloud=False)
     assert len(everything) == 549_488
     table = PatchTable.from_metadata(meta, "validation")
@@ -98,7 +100,9 @@ def test_v1_examples_read_and_map_to_v2_splits() -> None:
     meta = load_metadata(META)
     train = v1_patch_table(tree, split="train", metadata=meta)
     assert sorted(train.s2_keys) == [
-        "S2A_MSIL2A_20170613T101031_87_48", "S2A_MSIL2A_20170617T113321_36_85", "S2A_MSIL2A_20170617T113321_4_55"
+        "S2A_MSIL2A_20170613T101031_87_48",
+        "S2A_MSIL2A_20170617T113321_36_85",
+        "S2A_MSIL2A_20170617T113321_4_55",
     ]
     assert train.s1_keys[list(train.s2_keys).index("S2A_MSIL2A_20170617T113321_4_55")].endswith("_29UPU_4_55")
     test = v1_patch_table(tree, split="test", metadata=meta)

@@ -46,17 +46,11 @@ def test_matches_sklearn(from_logits: bool) -> None:
     assert set(res) == {"val/map_micro", "val/map_macro", "val/f1_micro", "val/f1_macro"}
     y, p = target.numpy(), probs.numpy().astype(np.float64)
     yhat = (p > 0.5).astype(int)
-    assert res["val/map_micro"].item() == pytest.approx(
-        average_precision_score(y, p, average="micro"), abs=1e-5
-    )
-    assert res["val/map_macro"].item() == pytest.approx(
-        average_precision_score(y, p, average="macro"), abs=1e-5
-    )
+    assert res["val/map_micro"].item() == pytest.approx(average_precision_score(y, p, average="micro"), abs=1e-5)
+    assert res["val/map_macro"].item() == pytest.approx(average_precision_score(y, p, average="macro"), abs=1e-5)
     assert res["val/f1_micro"].item() == pytest.approx(f1_score(y, yhat, average="micro"), abs=1e-6)
     assert res["val/f1_macro"].item() == pytest.approx(f1_score(y, yhat, average="macro"), abs=1e-6)
-    np.testing.assert_allclose(
-        pc["ap_per_class"].numpy(), average_precision_score(y, p, average=None), atol=1e-5
-    )
+    np.testing.assert_allclose(pc["ap_per_class"].numpy(), average_precision_score(y, p, average=None), atol=1e-5)
     np.testing.assert_allclose(pc["f1_per_class"].numpy(), f1_score(y, yhat, average=None), atol=1e-6)
 
 

@@ -16,9 +16,7 @@ def test_psnr_hand_computed() -> None:
     y[0] = 0.1  # mse 1e-2 -> 20 dB
     y[1] = 0.01  # mse 1e-4 -> 40 dB
     np.testing.assert_allclose(psnr(x, y, reduction="none").numpy(), [20.0, 40.0], rtol=1e-6)
-    assert psnr(x, y).item() == pytest.approx(
-        30.0, rel=1e-6
-    )  # mean of per-image values, not PSNR of mean MSE
+    assert psnr(x, y).item() == pytest.approx(30.0, rel=1e-6)  # mean of per-image values, not PSNR of mean MSE
     assert psnr(x * 255, y * 255, data_range=255.0).item() == pytest.approx(30.0, rel=1e-5)
     m = PSNR()
     m.update(x[:1], y[:1])
@@ -101,9 +99,7 @@ def test_bd_psnr_linear_curves() -> None:
     # PSNR = 10 log10 R + 30 vs + 31 over partially overlapping rate ranges -> exactly 1 dB
     r_ref = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
     r_test = np.array([0.3, 0.6, 1.2, 2.4])
-    assert bd_psnr(r_ref, 10 * np.log10(r_ref) + 30, r_test, 10 * np.log10(r_test) + 31) == pytest.approx(
-        1.0, abs=1e-9
-    )
+    assert bd_psnr(r_ref, 10 * np.log10(r_ref) + 30, r_test, 10 * np.log10(r_test) + 31) == pytest.approx(1.0, abs=1e-9)
     # and at equal PSNR the test curve needs 10**-0.1 of the rate
     assert bd_rate(r_ref, 10 * np.log10(r_ref) + 30, r_test, 10 * np.log10(r_test) + 31) == pytest.approx(
         (10**-0.1 - 1) * 100, abs=1e-8

@@ -32,9 +32,7 @@ def test_matches_sklearn_jaccard_over_batches() -> None:
     b.update(pred[4:].long(), target[4:].long())  # 0/1 integer masks are accepted
     a.merge_state(b)
     res = a.compute()
-    per_sample = [
-        jaccard_score(t.numpy().ravel(), p.numpy().ravel()) for p, t in zip(pred, target, strict=True)
-    ]
+    per_sample = [jaccard_score(t.numpy().ravel(), p.numpy().ravel()) for p, t in zip(pred, target, strict=True)]
     assert res["giou"].item() == pytest.approx(np.mean(per_sample), rel=1e-6)
     pooled = jaccard_score(target.numpy().ravel(), pred.numpy().ravel())
     assert res["ciou"].item() == pytest.approx(pooled, rel=1e-6)

@@ -60,3 +60,12 @@ def test_demo_config_fit_then_retrieval(tmp_path, monkeypatch, capsys):
     with pytest.raises(KeyError, match="no 'data' section"):
         (tmp_path / "bad.yaml").write_text("model: {}\n")
         main(["retrieval", "--checkpoint", str(ckpt), "--config", "bad.yaml"])
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "csmae_sesd_vitb_reben.yaml", "csmoe_vitb_reben.yaml"])
+def test_configs_parse_against_signatures(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(DEMO.parent / name), "--print_config"])
+    assert exc.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "rsim.csmoe.tasks.CSMoEPretrainTask" in printed and "BigEarthNetDataModule" in printed

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from rsim.hyvic.checkpoint import load_model, model_divisor, save_model
 from rsim.hyvic.codec import compress_file, decode_to_array, open_source, quantised_forward
 from rsim.hyvic.data.testing import write_geotiff_fixture
@@ -42,7 +41,9 @@ def test_hycass_rate_convention():
     assert hycass_compression_ratio(202, 202, 1) == 4.0
     assert hycass_latent_channels(202, 4.0, 0) == 50
     assert hycass_compression_ratio(202, 50, 0) == pytest.approx(4.04)
-    m = HyCASSLike(HyVICConfig(in_channels=8, num_stages=1, width=8, latent_channels=4, depths=[1], heads=[2]))
+    m = HyCASSLike(
+        HyVICConfig(in_channels=8, num_stages=1, width=8, latent_channels=4, depths=[1], heads=[2])
+    )
     assert m.compression_ratio == 8.0 and m.bpppc == 4.0
     out = m(torch.rand(2, 8, 16, 16))
     assert out["latent"].shape == (2, 4, 8, 8) and 0 <= float(out["latent"].min())
@@ -68,7 +69,6 @@ def test_task_losses_and_optimisers():
 
 def test_pca_jpeg2000_rate_and_quality_grow_together():
     from rsim.core.metrics import psnr
-
     from rsim.hyvic.classical import pca_jpeg2000
     from rsim.hyvic.data.testing import _smooth_cube
 

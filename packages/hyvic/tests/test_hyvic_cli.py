@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-
 from rsim.hyvic.checkpoint import load_model, model_config, save_model
 from rsim.hyvic.cli import main
 from rsim.hyvic.codec import decode_to_array
@@ -65,8 +64,24 @@ def test_fit_export_compress_decompress_rd(tmp_path, capsys):
     assert dec.shape == (4, 48, 40)
 
     out = tmp_path / "rd.json"
-    assert main(["rd", "--models", str(tmp_path / "m.pt"), "--input", str(tif), "--tile", "32",
-                 "--out", str(out), "--plot", str(tmp_path / "rd.png")]) == 0
+    assert (
+        main(
+            [
+                "rd",
+                "--models",
+                str(tmp_path / "m.pt"),
+                "--input",
+                str(tif),
+                "--tile",
+                "32",
+                "--out",
+                str(out),
+                "--plot",
+                str(tmp_path / "rd.png"),
+            ]
+        )
+        == 0
+    )
     curve = json.loads(out.read_text())
     p = curve["points"][0]
     assert p["cr"] == pytest.approx(32 / p["bpppc"])
@@ -80,8 +95,10 @@ def _curve(name, shift, sa_shift=0.0, cfg=None):
     return {
         "name": name,
         "config": cfg or {},
-        "points": [{"bpppc": r, "psnr": 30 + 5 * np.log2(r / 0.1) + shift, "sa": 5.0 / (1 + i) + sa_shift}
-                   for i, r in enumerate(rates)],
+        "points": [
+            {"bpppc": r, "psnr": 30 + 5 * np.log2(r / 0.1) + shift, "sa": 5.0 / (1 + i) + sa_shift}
+            for i, r in enumerate(rates)
+        ],
     }
 
 
@@ -100,14 +117,27 @@ def test_bd_table_and_selection():
 
 def test_select_verb_writes_table_json_and_plot(tmp_path, capsys):
     paths = []
-    for c in (_curve("anchor", 0.0), _curve("S0 N128 M64", -0.3, cfg={"num_stages": 0, "width": 128,
-                                                                         "latent_channels": 64}),
-              _curve("S2 N128 M64", 0.8, cfg={"num_stages": 2, "width": 128, "latent_channels": 64})):
+    for c in (
+        _curve("anchor", 0.0),
+        _curve("S0 N128 M64", -0.3, cfg={"num_stages": 0, "width": 128, "latent_channels": 64}),
+        _curve("S2 N128 M64", 0.8, cfg={"num_stages": 2, "width": 128, "latent_channels": 64}),
+    ):
         p = tmp_path / f"{c['name'].replace(' ', '_')}.json"
         p.write_text(json.dumps(c))
         paths.append(str(p))
-    code = main(["select", "--curves", *paths[1:], "--anchor", paths[0], "--out", str(tmp_path / "sel.md"),
-                 "--plot", str(tmp_path / "sel.png")])
+    code = main(
+        [
+            "select",
+            "--curves",
+            *paths[1:],
+            "--anchor",
+            paths[0],
+            "--out",
+            str(tmp_path / "sel.md"),
+            "--plot",
+            str(tmp_path / "sel.png"),
+        ]
+    )
     assert code == 0
     table = (tmp_path / "sel.md").read_text()
     assert "| S2 N128 M64 | 2 | 128 | 64 | +0.800 |" in table and "**yes**" in table
@@ -123,13 +153,32 @@ def test_select_from_models_needs_four_rd_points_per_config(tmp_path):
     files = []
     for i in range(2):
         torch.manual_seed(i)
-        save_model(tmp_path / f"m{i}.pt", HyVIC(HyVICConfig(in_channels=4, num_stages=0, width=8,
-                                                            latent_channels=4 + 4 * i, depths=[], heads=[])))
+        save_model(
+            tmp_path / f"m{i}.pt",
+            HyVIC(
+                HyVICConfig(
+                    in_channels=4, num_stages=0, width=8, latent_channels=4 + 4 * i, depths=[], heads=[]
+                )
+            ),
+        )
         files.append(str(tmp_path / f"m{i}.pt"))
     # one model per configuration: a single RD point cannot give a Bjøntegaard delta -> clear error
     with pytest.raises(ValueError, match="at least 4"):
-        main(["select", "--models", *files, "--input", str(tif), "--tile", "16", "--anchor", str(anchor),
-              "--out", str(tmp_path / "sel.md")])
+        main(
+            [
+                "select",
+                "--models",
+                *files,
+                "--input",
+                str(tif),
+                "--tile",
+                "16",
+                "--anchor",
+                str(anchor),
+                "--out",
+                str(tmp_path / "sel.md"),
+            ]
+        )
 
 
 def test_unknown_model_file_errors(tmp_path):

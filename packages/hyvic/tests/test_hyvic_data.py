@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from rsim.core.errors import DataFormatError
-
 from rsim.hyvic.data.datamodule import HyperspectralDataModule, RasterPatchDataset
 from rsim.hyvic.data.formats import (
     HYSPECNET_BANDS,
@@ -96,7 +95,12 @@ def test_datamodule_hyspecnet_tif_scaled_on_device(tmp_path):
     root = write_hyspecnet_fixture(tmp_path / "hsn", tiles=2, patches_per_tile=2, size=16)
     dm = HyperspectralDataModule(dataset="hyspecnet", root=str(root), source="tif", crop_size=8, batch_size=2)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].dtype == torch.int16 and batch["image"].shape == (2, 224, 16, 16)  # raw from workers
+    assert batch["image"].dtype == torch.int16 and batch["image"].shape == (
+        2,
+        224,
+        16,
+        16,
+    )  # raw from workers
     out = dm.on_after_batch_transfer(batch, 0)
     assert out["image"].shape == (2, 202, 8, 8) and out["image"].dtype == torch.float32
     full = hyspecnet_to_reflectance(batch["image"])

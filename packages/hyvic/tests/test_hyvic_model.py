@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from rsim.hyvic.models.hyvic import HyVIC, HyVICConfig, SwinLayer, rate_bits, rate_bpppc
 
 
@@ -23,7 +22,7 @@ def test_shapes_per_stage_count(s):
 
 def test_encoder_structure_follows_config():
     m = tiny(s=2)
-    convs = [l for l in m.g_a if isinstance(l, torch.nn.Conv2d)]
+    convs = [mod for mod in m.g_a if isinstance(mod, torch.nn.Conv2d)]
     assert convs[0].kernel_size == (1, 1) and convs[0].in_channels == 4  # spectral stage
     assert [c.stride for c in convs[1:-1]] == [(2, 2), (2, 2)]  # one stride-2 conv per spatial stage
     assert convs[-1].out_channels == 12 and convs[-1].kernel_size == (1, 1)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rsim.seabednet.baselines import (
     LyzengaModel,
     RandomForestModel,
@@ -53,9 +52,7 @@ def test_baselines_beat_mean_on_synthetic(tmp_path: Path) -> None:
 def test_baselines_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = write_magicbathynet(tmp_path / "d", sites=("puck_lagoon",), modalities=("s2",), num_patches=5)
     out = tmp_path / "table.md"
-    code = main(
-        ["baselines", "--root", str(root), "--site", "puck_lagoon", "--modality", "s2", "--out", str(out)]
-    )
+    code = main(["baselines", "--root", str(root), "--site", "puck_lagoon", "--modality", "s2", "--out", str(out)])
     assert code == 0
     text = out.read_text()
     assert "| Lyzenga linear |" in text and "| Random forest |" in text

@@ -84,9 +84,7 @@ def test_predict_refusals(trained: Path, tmp_path: Path, capsys: pytest.CaptureF
         assert src.count == 4
     assert main(["predict", str(four), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
     assert "expected 3 bands, got 4" in capsys.readouterr().err
-    assert (
-        main(["predict", str(tmp_path / "nope.tif"), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
-    )
+    assert main(["predict", str(tmp_path / "nope.tif"), "--ckpt", str(trained), "--out-dir", str(tmp_path)]) == 1
     assert "nope.tif" in capsys.readouterr().err
 
 

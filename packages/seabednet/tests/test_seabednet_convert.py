@@ -44,12 +44,8 @@ def test_convert_round_trip(tmp_path: Path, base_sd, container: str) -> None:
     x = torch.from_numpy(np.load(REF / "input.npy"))[:1]
     with torch.no_grad():
         bathy, seg = model(x)
-    torch.testing.assert_close(
-        bathy, torch.from_numpy(np.load(REF / "output_bathy.npy"))[:1], atol=1e-6, rtol=1e-4
-    )
-    torch.testing.assert_close(
-        seg, torch.from_numpy(np.load(REF / "output_seg.npy"))[:1], atol=1e-5, rtol=1e-4
-    )
+    torch.testing.assert_close(bathy, torch.from_numpy(np.load(REF / "output_bathy.npy"))[:1], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(seg, torch.from_numpy(np.load(REF / "output_seg.npy"))[:1], atol=1e-5, rtol=1e-4)
 
 
 def test_constructed_layout_pos_embed_1024(tmp_path: Path, base_sd) -> None:

@@ -59,9 +59,7 @@ def test_palette_round_trip_and_unmatched(site: str) -> None:
             decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[0]]
         )  # seagrass green
     else:
-        np.testing.assert_array_equal(
-            decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[1]]
-        )
+        np.testing.assert_array_equal(decode_palette(np.array([[[0]], [[128]], [[0]]], np.uint8), site), [[1]])
 
 
 def test_reader_values(root: Path) -> None:
@@ -113,9 +111,7 @@ def test_bad_inputs(root: Path, tmp_path: Path) -> None:
 
 def test_datamodule_device_pipeline(root: Path) -> None:
     torch.manual_seed(0)
-    dm = MagicBathyNetDataModule(
-        root, "puck_lagoon", "spot6", batch_size=2, window_size=16, train_samples_per_epoch=4
-    )
+    dm = MagicBathyNetDataModule(root, "puck_lagoon", "spot6", batch_size=2, window_size=16, train_samples_per_epoch=4)
     dm.setup("fit")
     assert dm.num_classes == 3 and dm.undefined_index == 2 and dm.depth_scale == pytest.approx(11.0)
     batch = next(iter(dm.train_dataloader()))

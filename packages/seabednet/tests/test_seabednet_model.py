@@ -94,9 +94,7 @@ def test_masked_window_matches_explicit_attention() -> None:
         for c0 in (0, 4):
             win = normed[:, r0 : r0 + 4, c0 : c0 + 4]
             h, w = win.shape[1:3]
-            attn_out[:, r0 : r0 + h, c0 : c0 + w] = blk.attn(win.reshape(2, h * w, 8), fused=False).reshape(
-                2, h, w, 8
-            )
+            attn_out[:, r0 : r0 + h, c0 : c0 + w] = blk.attn(win.reshape(2, h * w, 8), fused=False).reshape(2, h, w, 8)
     y = x + attn_out.reshape(2, 30, 8)
     y = blk.norm2(y)
     torch.testing.assert_close(out, y + blk.mlp(y), atol=1e-5, rtol=1e-5)

@@ -7,6 +7,7 @@ that takes the remaining arguments and returns an exit code; it is dispatched be
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -46,7 +47,7 @@ class MetricsSummary(Callback):
 class RsimCLI(LightningCLI):
     """LightningCLI with rsim defaults: seed 0, config saved with each run, rich progress bar."""
 
-    def add_arguments_to_parser(self, parser: Any) -> None:  # noqa: D102
+    def add_arguments_to_parser(self, parser: Any) -> None:
         parser.set_defaults(
             {
                 "trainer.callbacks": [
@@ -100,6 +101,7 @@ def build_cli(
     if command not in LIGHTNING_SUBCOMMANDS:
         print(f"{prog}: unknown command {argv[0]!r}\n\n{_usage(prog, verbs)}", file=sys.stderr)
         return 2
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # Lightning's own calls, not the user's
     RsimCLI(
         model_class=model_class or LightningModule,
         datamodule_class=datamodule_class or LightningDataModule,

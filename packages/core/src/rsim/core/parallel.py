@@ -13,9 +13,7 @@ R = TypeVar("R")
 
 
 @contextmanager
-def dask_client(
-    scheduler: str | None = None, n_workers: int | None = None, *, processes: bool = True
-) -> Iterator[Any]:
+def dask_client(scheduler: str | None = None, n_workers: int | None = None, *, processes: bool = True) -> Iterator[Any]:
     """Open a ``distributed.Client``.
 
     Args:
@@ -98,8 +96,6 @@ def map_with_progress(
     """Run ``fn`` on every item through ``client`` with a progress bar; results keep the input order."""
     seq = list(items)
     results: list[Any] = [None] * len(seq)
-    for i, result in iter_as_completed(
-        fn, seq, client=client, description=description, show_progress=show_progress
-    ):
+    for i, result in iter_as_completed(fn, seq, client=client, description=description, show_progress=show_progress):
         results[i] = result
     return results

@@ -1,7 +1,8 @@
 """Classical baseline: spectral PCA to k components, then JPEG 2000 per component (GDAL's OpenJPEG driver).
 
-The JPEG 2000 coder is the OpenJPEG build inside rasterio's GDAL (driver ``JP2OpenJPEG``), so no extra dependency
-is needed. The rate counts the JP2 file plus the PCA basis, means and per-component ranges as float32.
+The JPEG 2000 coder is the OpenJPEG build inside rasterio's GDAL (driver ``JP2OpenJPEG``), so no extra
+dependency is needed. The rate counts the JP2 file plus the PCA basis, means and per-component ranges
+as float32.
 """
 
 from __future__ import annotations
@@ -54,8 +55,16 @@ def pca_jpeg2000(x: np.ndarray, components: int, quality: float = 25.0) -> PCAJP
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         path = Path(tmp) / "pca.jp2"
         with rasterio.open(
-            path, "w", driver="JP2OpenJPEG", count=components, height=h, width=w, dtype="uint16",
-            QUALITY=str(quality), REVERSIBLE="NO", YCBCR420="NO",
+            path,
+            "w",
+            driver="JP2OpenJPEG",
+            count=components,
+            height=h,
+            width=w,
+            dtype="uint16",
+            QUALITY=str(quality),
+            REVERSIBLE="NO",
+            YCBCR420="NO",
         ) as dst:
             dst.write(q)
         jp2_bits = 8 * path.stat().st_size

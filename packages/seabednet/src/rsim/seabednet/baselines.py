@@ -17,7 +17,6 @@ from typing import Protocol
 import numpy as np
 import torch
 from rsim.core.metrics import MaskedRegressionMetrics
-
 from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
 
 __all__ = [
@@ -37,9 +36,9 @@ class PixelRegressor(Protocol):
 
     name: str
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> PixelRegressor: ...  # noqa: D102
+    def fit(self, x: np.ndarray, y: np.ndarray) -> PixelRegressor: ...
 
-    def predict(self, x: np.ndarray) -> np.ndarray: ...  # noqa: D102
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
 def _lstsq(features: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -19,9 +19,7 @@ def import_weights_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="seabednet import-weights", description=import_weights_main.__doc__)
     p.add_argument("src", help="original .pth (state dict or checkpoint dict)")
     p.add_argument("dst", help="output .safetensors")
-    p.add_argument(
-        "--trust-pickle", action="store_true", help="allow full unpickling (pickled model objects)"
-    )
+    p.add_argument("--trust-pickle", action="store_true", help="allow full unpickling (pickled model objects)")
     a = p.parse_args(argv)
     try:
         config = convert_checkpoint(a.src, a.dst, trust_pickle=a.trust_pickle)
@@ -36,9 +34,7 @@ def generate_demo_data_main(argv: list[str]) -> int:
     """Write a synthetic dataset in the MagicBathyNet layout."""
     from rsim.seabednet.data.testing import write_magicbathynet
 
-    p = argparse.ArgumentParser(
-        prog="seabednet generate-demo-data", description=generate_demo_data_main.__doc__
-    )
+    p = argparse.ArgumentParser(prog="seabednet generate-demo-data", description=generate_demo_data_main.__doc__)
     p.add_argument("root", help="output folder")
     p.add_argument("--sites", nargs="+", default=["agia_napa"], choices=["agia_napa", "puck_lagoon"])
     p.add_argument("--modalities", nargs="+", default=["spot6"], choices=["aerial", "s2", "spot6"])
@@ -68,18 +64,14 @@ def predict_main(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="seabednet predict", description=predict_main.__doc__)
     p.add_argument("input", help="image GeoTIFF")
-    p.add_argument(
-        "--ckpt", required=True, help="Lightning .ckpt of SeabedNetTask, or a converted .safetensors"
-    )
+    p.add_argument("--ckpt", required=True, help="Lightning .ckpt of SeabedNetTask, or a converted .safetensors")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--bands", default=None, help="1-based bands to use, e.g. 1,2,3 (default: all)")
     p.add_argument("--tile", type=int, default=None, help="native window side (default: from the checkpoint)")
     p.add_argument("--overlap", type=int, default=None, help="window overlap in pixels (default: tile // 4)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
-    p.add_argument(
-        "--site", default=None, choices=["agia_napa", "puck_lagoon"], help="for .safetensors weights"
-    )
+    p.add_argument("--site", default=None, choices=["agia_napa", "puck_lagoon"], help="for .safetensors weights")
     p.add_argument("--norm-param", default=None, help="norm_param file (2 x C) for .safetensors weights")
     a = p.parse_args(argv)
     try:
@@ -161,7 +153,6 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
 def baselines_main(argv: list[str]) -> int:
     """Fit/evaluate Stumpf, Lyzenga and random-forest baselines (+ Seabed-Net checkpoints) into one table."""
     import numpy as np
-
     from rsim.seabednet.baselines import depth_metrics, format_table, run_baselines
     from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
 
@@ -227,5 +218,5 @@ def main(args: list[str] | None = None) -> int:
             "generate-demo-data": generate_demo_data_main,
             "baselines": baselines_main,
         },
-        args=argv,
+        args=args,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import rasterio
 import torch
 import torch.nn.functional as F
+from rasterio.errors import NotGeoreferencedWarning
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
 from rsim.seabednet.data.datamodule import prepare_image
@@ -73,9 +75,7 @@ class MapPredictor:
     batch_size: int = 4
 
     @torch.no_grad()
-    def predict_array(
-        self, image: np.ndarray, source: str = "input"
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_array(self, image: np.ndarray, source: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predict ``image [C, H, W]`` (raw values).
 
         Returns:
@@ -102,9 +102,7 @@ class MapPredictor:
         wsum = torch.zeros(h, w, dtype=torch.float64)
         weight = blend_weights(self.tile, self.overlap).double()
         stride = self.tile - self.overlap
-        coords = [
-            (r, cc) for r in tile_starts(h, self.tile, stride) for cc in tile_starts(w, self.tile, stride)
-        ]
+        coords = [(r, cc) for r in tile_starts(h, self.tile, stride) for cc in tile_starts(w, self.tile, stride)]
         t = self.tile
         for i in range(0, len(coords), self.batch_size):
             chunk = coords[i : i + self.batch_size]
@@ -199,6 +197,8 @@ def write_outputs(
         "count": 3,
         "dtype": "uint8",
     }
-    with atomic_path(paths["preview"]) as tmp, rasterio.open(tmp, "w", **png) as dst:
-        dst.write(preview)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the PNG preview carries no georeference
+        with atomic_path(paths["preview"]) as tmp, rasterio.open(tmp, "w", **png) as dst:
+            dst.write(preview)
     return paths

@@ -60,13 +60,8 @@ class SeabedNetTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if weights:
-            self.net = load_converted(
-                weights, reference_compatible=reference_compatible, input_size=input_size
-            )
-            if (
-                self.net.in_channels != in_channels
-                or self.net.seg_decoder.out_conv.out_channels != num_classes
-            ):
+            self.net = load_converted(weights, reference_compatible=reference_compatible, input_size=input_size)
+            if self.net.in_channels != in_channels or self.net.seg_decoder.out_conv.out_channels != num_classes:
                 raise ValueError(f"{weights}: network does not match in_channels/num_classes of the config")
             self.net.train()
         else:
@@ -95,9 +90,7 @@ class SeabedNetTask(L.LightningModule):
             dm = self._trainer.datamodule if self._trainer is not None else None  # type: ignore[attr-defined]
             scale = getattr(dm, "depth_scale", None)
             if scale is None:
-                warnings.warn(
-                    "depth_scale unknown (no datamodule); metrics are in target units", stacklevel=2
-                )
+                warnings.warn("depth_scale unknown (no datamodule); metrics are in target units", stacklevel=2)
                 return 1.0
             self._depth_scale = float(scale)
         return float(self._depth_scale)
@@ -112,9 +105,7 @@ class SeabedNetTask(L.LightningModule):
             raise ValueError(f"datamodule has {k} classes, model num_classes={self.hparams['num_classes']}")
         u = getattr(dm, "undefined_index", None)
         if u is not None and u != self.hparams["undefined_index"]:
-            raise ValueError(
-                f"datamodule undefined_index={u}, model undefined_index={self.hparams['undefined_index']}"
-            )
+            raise ValueError(f"datamodule undefined_index={u}, model undefined_index={self.hparams['undefined_index']}")
         if getattr(dm, "norm_param", None) is not None:
             self.norm_param = dm.norm_param.clone()
             self.channel_order = dm.hparams.get("channel_order", "native")
@@ -203,9 +194,7 @@ class SeabedNetTask(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """Adam over the network and the task log-variances; optional cosine schedule per step."""
-        opt = torch.optim.Adam(
-            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
-        )
+        opt = torch.optim.Adam(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
         if self.hparams["scheduler"] == "none":
             return opt
         total = max(1, int(self.trainer.estimated_stepping_batches))

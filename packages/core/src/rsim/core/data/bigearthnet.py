@@ -17,8 +17,6 @@ import numpy as np
 import pandas as pd
 import rasterio
 from rasterio.errors import RasterioError
-from torch.utils.data import Dataset
-
 from rsim.core.data.nomenclature import (
     BAND_GSD,
     S1_BANDS,
@@ -28,11 +26,16 @@ from rsim.core.data.nomenclature import (
     v1_labels_to_19,
 )
 from rsim.core.errors import DataFormatError, MissingKeyError
+from torch.utils.data import Dataset
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 METADATA_COLUMNS = ("patch_id", "labels", "split", "s1_name")
-_GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_NUM_THREADS": "1", "CPL_VSIL_CURL_USE_HEAD": "NO"}
+_GDAL_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_NUM_THREADS": "1",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+}
 
 
 def expected_dtype(band: str) -> str:
@@ -277,9 +280,7 @@ def find_metadata(root: str | os.PathLike[str]) -> Path:
     for candidate in (root / "metadata.parquet", root / "metadata" / "metadata.parquet"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
-        f"no metadata.parquet in {root} or {root / 'metadata'}; pass the metadata path explicitly"
-    )
+    raise FileNotFoundError(f"no metadata.parquet in {root} or {root / 'metadata'}; pass the metadata path explicitly")
 
 
 def load_metadata(

@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
-
 from rsim.core.data.bigearthnet import (
     BigEarthNetDataset,
     BigEarthNetV1Tree,
@@ -25,6 +23,7 @@ from rsim.core.data.lmdb_store import LmdbPatchStore
 from rsim.core.data.nomenclature import LabelOrder, band_presets, label_names
 from rsim.core.data.stats import band_stats
 from rsim.core.data.transforms import BatchAugment, Interpolation, Normalize, stack_bands
+from torch.utils.data import DataLoader
 
 Stage = Literal["fit", "validate", "test", "predict"]
 
@@ -103,6 +102,12 @@ class BigEarthNetDataModule(LightningDataModule):
         self.lmdb = lmdb
         self.version = version
         self.metadata_path = metadata
+        self.snow_cloud_metadata = snow_cloud_metadata
+        self.v1_split_dir = v1_split_dir
+        self.filter_snow_cloud = filter_snow_cloud
+        self.limit_to_available = limit_to_available
+        self.reference_maps = reference_maps
+        self.predict_split = predict_split
         self.band_order = band_presets(bands)
         self.img_size = img_size
         self.interpolation = interpolation
@@ -140,23 +145,22 @@ class BigEarthNetDataModule(LightningDataModule):
 
     def build_table(self, split: str) -> PatchTable:
         """Patches and labels of ``split`` (``train``, ``validation`` or ``test``)."""
-        hp = self.hparams
         if self.version == 1:
             tree = BigEarthNetV1Tree.from_root(self.root) if self.root else None
             if tree is None:
                 raise ValueError("BigEarthNet v1 needs `root` (labels come from the v1 JSON files)")
-            if hp.v1_split_dir is not None:
-                csv = Path(hp.v1_split_dir) / {"validation": "val.csv"}.get(split, f"{split}.csv")
+            if self.v1_split_dir is not None:
+                csv = Path(self.v1_split_dir) / {"validation": "val.csv"}.get(split, f"{split}.csv")
                 return v1_patch_table(tree, split=split, split_csv=csv, label_order=self.label_order)
-            meta = load_metadata(self._metadata_file(), filter_snow_cloud=hp.filter_snow_cloud)
+            meta = load_metadata(self._metadata_file(), filter_snow_cloud=self.filter_snow_cloud)
             return v1_patch_table(tree, split=split, metadata=meta, label_order=self.label_order)
         meta = load_metadata(
             self._metadata_file(),
-            snow_cloud_path=hp.snow_cloud_metadata,
-            filter_snow_cloud=hp.filter_snow_cloud,
+            snow_cloud_path=self.snow_cloud_metadata,
+            filter_snow_cloud=self.filter_snow_cloud,
         )
         table = PatchTable.from_metadata(meta, split, label_order=self.label_order, source=str(self._metadata_file()))
-        if hp.limit_to_available:
+        if self.limit_to_available:
             table = table.subset(available_mask(table, self._present(), self.band_order))
         return table
 
@@ -172,7 +176,7 @@ class BigEarthNetDataModule(LightningDataModule):
             "fit": ("train", "validation"),
             "validate": ("validation",),
             "test": ("test",),
-            "predict": (self.hparams.predict_split,),
+            "predict": (self.predict_split,),
             None: ("train", "validation", "test"),
         }[stage]
         reader = self.reader()
@@ -185,7 +189,7 @@ class BigEarthNetDataModule(LightningDataModule):
                         "check the paths, the split, or set limit_to_available"
                     )
                 self.datasets[split] = BigEarthNetDataset(
-                    reader, table, self.band_order, reference_maps=self.hparams.reference_maps
+                    reader, table, self.band_order, reference_maps=self.reference_maps
                 )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
@@ -211,7 +215,7 @@ class BigEarthNetDataModule(LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader[Any]:  # noqa: D102
-        return self._loader(self.hparams.predict_split, shuffle=False)
+        return self._loader(self.predict_split, shuffle=False)
 
     # -- device side -----------------------------------------------------------------------------------------
     def transform_batch(self, batch: dict[str, Any], *, train: bool) -> dict[str, Any]:

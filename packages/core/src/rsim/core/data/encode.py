@@ -58,7 +58,10 @@ def discover(root: str | os.PathLike[str], modalities: Sequence[str]) -> list[En
     return sorted(items, key=lambda item: item.key)
 
 
-_ERRORS: dict[str, type[Exception]] = {"DataFormatError": DataFormatError, "FileNotFoundError": FileNotFoundError}
+_ERRORS: dict[str, type[Exception]] = {
+    "DataFormatError": DataFormatError,
+    "FileNotFoundError": FileNotFoundError,
+}
 
 
 def read_chunk(args: tuple[str, list[EncodeItem]]) -> list[tuple[str, bytes]] | tuple[str, str]:
@@ -119,7 +122,6 @@ def encode_bigearthnet(
         DataFormatError: The final count check fails.
     """
     import lmdb
-
     from rsim.core.parallel import dask_client, iter_as_completed
 
     out = Path(out)
@@ -206,4 +208,4 @@ def encode_main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["EncodeReport", "discover", "encode_bigearthnet", "encode_main", "S2_BANDS"]
+__all__ = ["S2_BANDS", "EncodeReport", "discover", "encode_bigearthnet", "encode_main"]

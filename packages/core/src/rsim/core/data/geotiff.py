@@ -13,10 +13,9 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from torch.utils.data import Dataset
-
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
+from torch.utils.data import Dataset
 
 
 def read_geotiff(

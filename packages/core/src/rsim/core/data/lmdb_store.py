@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rsim.core.errors import DataFormatError, MissingKeyError
 
 REFERENCE_MAP_SUFFIX = "_reference_map"
@@ -54,9 +53,7 @@ def decode_value(blob: bytes, *, key: str, store: str | os.PathLike[str]) -> dic
     try:
         return load(bytes(blob))
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise DataFormatError(
-            f"{store}: value of key {key!r} is not a valid safetensors blob ({exc})"
-        ) from exc
+        raise DataFormatError(f"{store}: value of key {key!r} is not a valid safetensors blob ({exc})") from exc
 
 
 class LmdbPatchStore:
@@ -86,7 +83,12 @@ class LmdbPatchStore:
             if key not in _ENVS:
                 try:
                     _ENVS[key] = lmdb.open(
-                        str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1024
+                        str(self.path),
+                        readonly=True,
+                        lock=False,
+                        readahead=False,
+                        meminit=False,
+                        max_readers=1024,
                     )
                 except lmdb.Error as exc:
                     raise DataFormatError(f"cannot open LMDB store {self.path}: {exc}") from exc

@@ -16,7 +16,20 @@ from typing import Literal
 import numpy as np
 
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
-S2_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+S2_BANDS: tuple[str, ...] = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
 #: Native ground sampling distance (m) of every BigEarthNet band; 10 m bands are 120 px, 20 m 60 px, 60 m 20 px.
 BAND_GSD: dict[str, int] = {
     "VV": 10, "VH": 10,
@@ -106,8 +119,7 @@ def clc_table() -> tuple[ClcEntry, ...]:
     """The 45-entry CLC table shipped with the package."""
     text = resources.files("rsim.core.data").joinpath("resources/clc_metadata.json").read_text()
     return tuple(
-        ClcEntry(int(e["code"]), e["name_clc"], e["name_19"], tuple(e["color"]))  # type: ignore[arg-type]
-        for e in json.loads(text)["clc_data"]
+        ClcEntry(int(e["code"]), e["name_clc"], e["name_19"], tuple(e["color"])) for e in json.loads(text)["clc_data"]
     )
 
 

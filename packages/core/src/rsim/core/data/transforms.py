@@ -7,14 +7,13 @@ DataLoader workers only read raw arrays.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from rsim.core.errors import MissingKeyError
+from torch import Tensor, nn
 
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 
@@ -90,7 +89,7 @@ class BatchAugment(nn.Module):
         crop_p: float = 0.5,
     ) -> None:
         super().__init__()
-        ops: list[nn.Module] = []
+        ops: list[Any] = []
         if flip_p > 0:
             ops += [K.RandomHorizontalFlip(p=flip_p), K.RandomVerticalFlip(p=flip_p)]
         if rot90_p > 0:

@@ -33,9 +33,7 @@ _Average = Literal["micro", "macro"] | None
 def _to_probabilities(preds: Tensor, from_logits: bool, validate_args: bool) -> Tensor:
     """Return sigmoid(preds) for logits; check that probabilities lie in [0, 1]."""
     if not preds.is_floating_point():
-        raise TypeError(
-            f"multi-label preds must be a floating-point tensor of scores, got dtype {preds.dtype}"
-        )
+        raise TypeError(f"multi-label preds must be a floating-point tensor of scores, got dtype {preds.dtype}")
     if from_logits:
         return preds.sigmoid()
     if validate_args and not bool(((preds >= 0) & (preds <= 1)).all()):
@@ -67,9 +65,7 @@ class _MultilabelAP(MultilabelAveragePrecision):
 class _MultilabelF1(MultilabelF1Score):
     """``MultilabelF1Score`` with an explicit logits/probabilities switch."""
 
-    def __init__(
-        self, num_labels: int, average: _Average, from_logits: bool, threshold: float, **kwargs: Any
-    ) -> None:
+    def __init__(self, num_labels: int, average: _Average, from_logits: bool, threshold: float, **kwargs: Any) -> None:
         super().__init__(num_labels=num_labels, average=average, threshold=threshold, **kwargs)
         self.from_logits = from_logits
 

@@ -24,9 +24,7 @@ def _check_pair(x: Tensor, y: Tensor, name: str, min_ndim: int) -> None:
     if x.shape != y.shape:
         raise ValueError(f"{name}: prediction and target shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     if x.ndim < min_ndim:
-        raise ValueError(
-            f"{name}: expected at least {min_ndim} dims with the batch first, got {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name}: expected at least {min_ndim} dims with the batch first, got {tuple(x.shape)}")
 
 
 def _as_float_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -43,9 +41,7 @@ def _per_image_psnr(x: Tensor, y: Tensor, data_range: float) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
-def psnr(
-    x: Tensor, y: Tensor, data_range: float = 1.0, reduction: Literal["mean", "none"] = "mean"
-) -> Tensor:
+def psnr(x: Tensor, y: Tensor, data_range: float = 1.0, reduction: Literal["mean", "none"] = "mean") -> Tensor:
     """Peak signal-to-noise ratio in dB, per image then averaged.
 
     Args:
@@ -169,9 +165,7 @@ def bpppc(num_bits: float, num_pixels: int, num_channels: int) -> float:
     if not math.isfinite(num_bits) or num_bits < 0:
         raise ValueError(f"bpppc: num_bits must be a finite number >= 0, got {num_bits}")
     if num_pixels <= 0 or num_channels <= 0:
-        raise ValueError(
-            f"bpppc: num_pixels and num_channels must be > 0, got {num_pixels} and {num_channels}"
-        )
+        raise ValueError(f"bpppc: num_pixels and num_channels must be > 0, got {num_pixels} and {num_channels}")
     return float(num_bits) / (num_pixels * num_channels)
 
 
@@ -182,13 +176,9 @@ def _rd_curve(
     r = np.asarray(rate, dtype=np.float64)
     d = np.asarray(dist, dtype=np.float64)
     if r.ndim != 1 or d.ndim != 1 or r.shape != d.shape:
-        raise ValueError(
-            f"{name}: rate and distortion must be 1-D of equal length, got shapes {r.shape} and {d.shape}"
-        )
+        raise ValueError(f"{name}: rate and distortion must be 1-D of equal length, got shapes {r.shape} and {d.shape}")
     if r.size < 4:
-        raise ValueError(
-            f"{name}: Bjøntegaard's cubic fit needs at least 4 rate-distortion points, got {r.size}"
-        )
+        raise ValueError(f"{name}: Bjøntegaard's cubic fit needs at least 4 rate-distortion points, got {r.size}")
     if not (np.isfinite(r).all() and np.isfinite(d).all()):
         raise ValueError(f"{name}: rate and distortion must be finite (no NaN/inf), got rate={r}, dist={d}")
     if (r <= 0).any():
@@ -198,15 +188,11 @@ def _rd_curve(
     if not (np.diff(r) > 0).all():
         raise ValueError(f"{name}: rates must be strictly monotonic (no repeated rate), got {r}")
     if not (np.diff(d) > 0).all():
-        raise ValueError(
-            f"{name}: the quality (PSNR, dB) must strictly increase with the rate, got rate={r}, dist={d}"
-        )
+        raise ValueError(f"{name}: the quality (PSNR, dB) must strictly increase with the rate, got rate={r}, dist={d}")
     return np.log10(r), d
 
 
-def _mean_gap(
-    x_ref: np.ndarray, y_ref: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, what: str
-) -> float:
+def _mean_gap(x_ref: np.ndarray, y_ref: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, what: str) -> float:
     """Mean of (cubic fit test - cubic fit ref) of y over the overlap of the two x ranges."""
     lo = max(x_ref.min(), x_test.min())
     hi = min(x_ref.max(), x_test.max())

@@ -44,9 +44,7 @@ def paired_box_iou(a: Tensor, b: Tensor) -> Tensor:
     _check_boxes(a, "paired_box_iou a")
     _check_boxes(b, "paired_box_iou b")
     if a.shape != b.shape:
-        raise ValueError(
-            f"paired_box_iou: need the same number of boxes, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"paired_box_iou: need the same number of boxes, got {tuple(a.shape)} and {tuple(b.shape)}")
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
     a, b = a.to(dtype), b.to(dtype)
     wh = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp_min(0)
@@ -90,9 +88,7 @@ class BoxAccuracy(Metric):
             for name, boxes in (("pred_boxes", pred_boxes), ("target_boxes", target_boxes)):
                 _check_boxes(boxes, f"BoxAccuracy {name}")
                 if bool(((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any()):
-                    raise ValueError(
-                        f"BoxAccuracy {name}: boxes must be (x1, y1, x2, y2) with x1 <= x2, y1 <= y2"
-                    )
+                    raise ValueError(f"BoxAccuracy {name}: boxes must be (x1, y1, x2, y2) with x1 <= x2, y1 <= y2")
         iou = paired_box_iou(pred_boxes, target_boxes)
         self.iou_sum += iou.double().sum()
         self.hits += (iou >= self.threshold).sum()

@@ -45,13 +45,9 @@ class MaskIoU(Metric):
             target: Reference masks, same shape and dtype rules.
         """
         if preds.shape != target.shape:
-            raise ValueError(
-                f"MaskIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ"
-            )
+            raise ValueError(f"MaskIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ")
         if preds.ndim < 2:
-            raise ValueError(
-                f"MaskIoU: expected masks (B, H, W) with the batch first, got {tuple(preds.shape)}"
-            )
+            raise ValueError(f"MaskIoU: expected masks (B, H, W) with the batch first, got {tuple(preds.shape)}")
         for name, m in (("preds", preds), ("target", target)):
             if m.is_floating_point() or m.is_complex():
                 raise TypeError(f"MaskIoU: {name} must be a bool (or 0/1 integer) mask, got dtype {m.dtype}")

@@ -48,8 +48,7 @@ class MaskedRegressionMetrics(Metric):
         """
         if pred.shape != target.shape:
             raise ValueError(
-                f"MaskedRegressionMetrics: pred and target shapes differ: {tuple(pred.shape)} vs "
-                f"{tuple(target.shape)}"
+                f"MaskedRegressionMetrics: pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
             )
         if mask is None:
             mask = torch.ones_like(target, dtype=torch.bool)
@@ -57,8 +56,7 @@ class MaskedRegressionMetrics(Metric):
             raise TypeError(f"MaskedRegressionMetrics: mask must be a bool tensor, got dtype {mask.dtype}")
         if mask.shape != pred.shape:
             raise ValueError(
-                f"MaskedRegressionMetrics: mask shape {tuple(mask.shape)} differs from pred shape "
-                f"{tuple(pred.shape)}"
+                f"MaskedRegressionMetrics: mask shape {tuple(mask.shape)} differs from pred shape {tuple(pred.shape)}"
             )
         err = pred.to(torch.float64) - target.to(torch.float64)
         err = torch.where(mask, err, torch.zeros((), dtype=torch.float64, device=err.device))

@@ -17,13 +17,10 @@ def _per_query(scores: Tensor, relevant: Tensor, k: int) -> tuple[Tensor, Tensor
     """Per-query precision, recall, F1 at k (float64, (Q,)) and whether a relevant item exists (bool)."""
     if scores.ndim != 2 or scores.shape != relevant.shape:
         raise ValueError(
-            f"retrieval: scores and relevant must both be (Q, N), got {tuple(scores.shape)} and "
-            f"{tuple(relevant.shape)}"
+            f"retrieval: scores and relevant must both be (Q, N), got {tuple(scores.shape)} and {tuple(relevant.shape)}"
         )
     if relevant.is_floating_point() or relevant.is_complex():
-        raise TypeError(
-            f"retrieval: relevant must be a bool (or 0/1 integer) tensor, got dtype {relevant.dtype}"
-        )
+        raise TypeError(f"retrieval: relevant must be a bool (or 0/1 integer) tensor, got dtype {relevant.dtype}")
     n = scores.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"retrieval: k must be in 1..N (N={n} database items), got k={k}")
@@ -44,9 +41,7 @@ def _check_empty(empty_queries: str) -> None:
         raise ValueError(f"retrieval: empty_queries must be 'skip' or 'zero', got {empty_queries!r}")
 
 
-def retrieval_at_k(
-    scores: Tensor, relevant: Tensor, k: int, empty_queries: EmptyQueries = "skip"
-) -> dict[str, Tensor]:
+def retrieval_at_k(scores: Tensor, relevant: Tensor, k: int, empty_queries: EmptyQueries = "skip") -> dict[str, Tensor]:
     """Precision@k, recall@k and F1@k averaged over queries.
 
     For each query the k highest-scoring database items are retrieved (ties broken towards the lower index);
@@ -69,8 +64,7 @@ def retrieval_at_k(
     keep = has_rel if empty_queries == "skip" else torch.ones_like(has_rel)
     n = keep.sum().to(torch.float64)
     return {
-        name: ((v * keep).sum() / n).float()
-        for name, v in (("precision", precision), ("recall", recall), ("f1", f1))
+        name: ((v * keep).sum() / n).float() for name, v in (("precision", precision), ("recall", recall), ("f1", f1))
     }
 
 

@@ -43,9 +43,7 @@ class SegmentationMetrics(Metric):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.validate_args = validate_args
-        self.add_state(
-            "confmat", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum"
-        )
+        self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Accumulate one batch.
@@ -64,18 +62,13 @@ class SegmentationMetrics(Metric):
             preds = preds.argmax(dim=1)
         if preds.shape != target.shape:
             raise ValueError(
-                f"SegmentationMetrics: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes "
-                "differ"
+                f"SegmentationMetrics: preds {tuple(preds.shape)} and target {tuple(target.shape)} shapes differ"
             )
         if target.is_floating_point():
             raise TypeError(f"SegmentationMetrics: target must hold integer labels, got dtype {target.dtype}")
         preds = preds.reshape(-1).long()
         target = target.reshape(-1).long()
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
+        valid = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
         if self.validate_args:
             bad = valid & ((target < 0) | (target >= k) | (preds < 0) | (preds >= k))
             if bool(bad.any()):

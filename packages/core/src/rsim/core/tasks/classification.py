@@ -10,9 +10,9 @@ from typing import Any
 import timm
 import torch
 from lightning.pytorch import LightningModule
-from torch import Tensor, nn
-
+from lightning.pytorch.utilities import rank_zero_info
 from rsim.core.metrics import multilabel_metrics
+from torch import Tensor, nn
 
 
 def warmup_cosine_schedule(warmup_steps: int, total_steps: int, min_factor: float = 0.0) -> Any:
@@ -86,7 +86,12 @@ class MultiLabelClassificationTask(LightningModule):
         if drop_path_rate > 0:
             kwargs.setdefault("drop_path_rate", drop_path_rate)
         self.model: nn.Module = timm.create_model(
-            backbone, pretrained=False, in_chans=in_channels, num_classes=num_classes, drop_rate=drop_rate, **kwargs
+            backbone,
+            pretrained=False,
+            in_chans=in_channels,
+            num_classes=num_classes,
+            drop_rate=drop_rate,
+            **kwargs,
         )
         if weights is not None:
             self.load_backbone_weights(weights)
@@ -106,17 +111,17 @@ class MultiLabelClassificationTask(LightningModule):
         compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         missing = [k for k in own if k not in compatible]
         if not compatible:
-            raise ValueError(f"{path}: no tensor matches the {self.hparams.backbone} state dict")
+            raise ValueError(f"{path}: no tensor matches the {self.hparams['backbone']} state dict")
         self.model.load_state_dict(compatible, strict=False)
         if missing:
-            self.print(f"{path}: {len(missing)} tensors kept at their initial values ({missing[:4]}...)")
+            rank_zero_info(f"{path}: {len(missing)} tensors kept at their initial values ({missing[:4]}...)")
 
     def setup(self, stage: str) -> None:  # noqa: D102
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         channels = getattr(datamodule, "num_channels", None)
-        if channels is not None and channels != self.hparams.in_channels:
+        if channels is not None and channels != self.hparams["in_channels"]:
             raise ValueError(
-                f"model.in_channels={self.hparams.in_channels} but the data module yields {channels} channels "
+                f"model.in_channels={self.hparams['in_channels']} but the data module yields {channels} channels "
                 f"({getattr(datamodule, 'band_order', '?')}); set model.init_args.in_channels: {channels}"
             )
 
@@ -159,8 +164,8 @@ class MultiLabelClassificationTask(LightningModule):
 
     def configure_optimizers(self) -> Any:  # noqa: D102
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
-        warmup = min(self.hparams.warmup_steps, total)
+        warmup = min(self.hparams["warmup_steps"], total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine_schedule(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

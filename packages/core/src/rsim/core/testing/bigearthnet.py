@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import rasterio
 from rasterio.transform import from_origin
-
 from rsim.core.data.nomenclature import BAND_GSD, S1_BANDS, S2_BANDS, UNLABELED, clc_code_to_19, native_size
 
 TILE = "T33UUP"

@@ -55,8 +55,7 @@ class MagicBathyNetPatches(Dataset[dict[str, Any]]):
             depth = self.reader.read_depth(pid)
             if depth.shape != image.shape[1:]:
                 raise ValueError(
-                    f"{self.reader.path('depth', pid)}: size {depth.shape} differs from the image "
-                    f"{image.shape[1:]}"
+                    f"{self.reader.path('depth', pid)}: size {depth.shape} differs from the image {image.shape[1:]}"
                 )
             if self.reader.path("gts", pid).is_file():
                 label = self.reader.read_labels(pid)

@@ -121,9 +121,7 @@ def encode_palette(labels: np.ndarray, site: str) -> np.ndarray:
     spec = site_spec(site)
     lut = np.asarray(spec.palette, dtype=np.uint8)
     if labels.min() < 0 or labels.max() >= len(lut):
-        raise ValueError(
-            f"labels must lie in 0..{len(lut) - 1} for {site}, got {labels.min()}..{labels.max()}"
-        )
+        raise ValueError(f"labels must lie in 0..{len(lut) - 1} for {site}, got {labels.min()}..{labels.max()}")
     return np.ascontiguousarray(lut[labels].transpose(2, 0, 1))
 
 
@@ -140,9 +138,7 @@ def read_norm_param(site_dir: str | os.PathLike[str], modality: str, site: str) 
             if arr.ndim == 1 and arr.size % 2 == 0:
                 arr = arr.reshape(2, -1)
             if arr.ndim != 2 or arr.shape[0] != 2 or not np.isfinite(arr).all():
-                raise DataFormatError(
-                    f"{path}: expected a finite 2 x C array (min row, max row), got {arr.shape}"
-                )
+                raise DataFormatError(f"{path}: expected a finite 2 x C array (min row, max row), got {arr.shape}")
             if np.any(arr[1] <= arr[0]):
                 raise DataFormatError(f"{path}: max row must exceed min row, got {arr.tolist()}")
             return arr
@@ -212,9 +208,7 @@ class MagicBathyNetReader:
         folder = self.site_dir / kind / self.modality
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found")
-        ids = [
-            m.group(1) for p in folder.glob(f"{kind}_*.tif") if (m := re.fullmatch(rf"{kind}_(\d+)", p.stem))
-        ]
+        ids = [m.group(1) for p in folder.glob(f"{kind}_*.tif") if (m := re.fullmatch(rf"{kind}_(\d+)", p.stem))]
         return sorted(ids, key=int)
 
     def norm_param(self) -> np.ndarray:

@@ -147,9 +147,7 @@ def write_magicbathynet(
     return out
 
 
-def write_scene(
-    path: str | os.PathLike[str], *, site: str = "agia_napa", size: int = 100, seed: int = 0
-) -> Path:
+def write_scene(path: str | os.PathLike[str], *, site: str = "agia_napa", size: int = 100, seed: int = 0) -> Path:
     """Write one georeferenced synthetic image GeoTIFF (3-band uint8) of ``size x size`` pixels."""
     rng = np.random.default_rng(seed + 10_000)
     spec = site_spec(site)

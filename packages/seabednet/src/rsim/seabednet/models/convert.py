@@ -65,9 +65,7 @@ def _strip_prefixes(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     return sd
 
 
-def read_original_checkpoint(
-    path: str | os.PathLike[str], *, trust_pickle: bool = False
-) -> dict[str, Tensor]:
+def read_original_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> dict[str, Tensor]:
     """Read an original ``.pth`` file (plain state dict, checkpoint dict or pickled module).
 
     Args:
@@ -120,9 +118,7 @@ def infer_config(sd: Mapping[str, Tensor], source: str = "state dict") -> dict[s
     }
 
 
-def validate_state_dict(
-    sd: Mapping[str, Tensor], config: Mapping[str, int], source: str = "state dict"
-) -> None:
+def validate_state_dict(sd: Mapping[str, Tensor], config: Mapping[str, int], source: str = "state dict") -> None:
     """Check keys and shapes against a meta-device model; ``pos_embed`` may have any token count.
 
     Raises:
@@ -151,9 +147,7 @@ def validate_state_dict(
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
         if bad:
             parts.append(f"shape mismatches: {bad[:3]}")
-        raise DataFormatError(
-            f"{source}: not a Seabed-Net state dict for {dict(config)}: " + "; ".join(parts)
-        )
+        raise DataFormatError(f"{source}: not a Seabed-Net state dict for {dict(config)}: " + "; ".join(parts))
 
 
 def convert_checkpoint(

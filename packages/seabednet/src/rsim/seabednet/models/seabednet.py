@@ -348,9 +348,7 @@ class ViTFusion(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2 * channels, channels, 1)
-        self.vit = FusionViT(
-            channels, grid, num_heads, window_size, patch_size, dropout, reference_compatible
-        )
+        self.vit = FusionViT(channels, grid, num_heads, window_size, patch_size, dropout, reference_compatible)
         self.final_conv = nn.Conv2d(channels, channels, 1)
 
     def forward(self, bathy: Tensor, seg: Tensor) -> Tensor:
@@ -444,9 +442,7 @@ class SeabedNet(nn.Module):
         self.bathy_encoder = Encoder(in_channels, f, batch_norm=False)
         self.seg_encoder = Encoder(in_channels, f, batch_norm=True)
         chans = [f * 2**i for i in range(_LEVELS)]
-        self.fusion1b, self.fusion2b, self.fusion3b, self.fusion4b = (
-            AttentionFeatureFusion(c) for c in chans
-        )
+        self.fusion1b, self.fusion2b, self.fusion3b, self.fusion4b = (AttentionFeatureFusion(c) for c in chans)
         grids = [max(1, (input_size >> i) // patch_size) for i in range(_LEVELS)]
         self.fusion1, self.fusion2, self.fusion3, self.fusion4 = (
             ViTFusion(c, g, num_heads, window_size, patch_size, dropout, reference_compatible)
