@@ -20,15 +20,6 @@ def benv2_fixture(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 
 @pytest.fixture(scope="session")
 def benv2_lmdb(benv2_fixture, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    from rsim.core.data.encode import encode_bigearthnet
+    from rsim.core.testing import write_benv2_lmdb
 
-    out = tmp_path_factory.mktemp("lmdb") / "ben.lmdb"
-    encode_bigearthnet(
-        benv2_fixture.root,
-        out,
-        modalities=("S1", "S2", "reference_maps"),
-        processes=False,
-        n_workers=1,
-        show_progress=False,
-    )
-    return out
+    return write_benv2_lmdb(benv2_fixture.root, tmp_path_factory.mktemp("lmdb") / "ben.lmdb")

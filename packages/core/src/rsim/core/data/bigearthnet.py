@@ -368,7 +368,7 @@ class PatchTable:
         if (codes.codes < 0).any():
             bad = sorted(set(exploded[codes.codes < 0].astype(str)))
             raise MissingKeyError(f"{source}: labels {bad} are not BigEarthNet 19-class names")
-        rows = np.repeat(np.arange(len(metadata)), metadata["labels"].map(len).to_numpy())
+        rows = np.repeat(np.arange(len(metadata)), metadata["labels"].map(len).to_numpy(dtype=np.int64))
         multi_hot = np.zeros((len(metadata), len(names)), dtype=np.float32)
         multi_hot[rows, codes.codes] = 1.0
         return cls(

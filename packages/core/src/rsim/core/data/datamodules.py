@@ -179,24 +179,26 @@ class BigEarthNetDataModule(LightningDataModule):
             "predict": (self.predict_split,),
             None: ("train", "validation", "test"),
         }[stage]
-        reader = self.reader()
         for split in wanted:
-            if split not in self.datasets:
-                table = self.build_table(split)
-                if len(table) == 0:
-                    raise ValueError(
-                        f"BigEarthNet split {split!r} is empty (root={self.root}, lmdb={self.lmdb}); "
-                        "check the paths, the split, or set limit_to_available"
-                    )
-                self.datasets[split] = BigEarthNetDataset(
-                    reader, table, self.band_order, reference_maps=self.reference_maps
+            self._ensure(split)
+
+    def _ensure(self, split: str) -> BigEarthNetDataset:
+        """Build (once) and return the dataset of ``split``."""
+        if split not in self.datasets:
+            table = self.build_table(split)
+            if len(table) == 0:
+                raise ValueError(
+                    f"BigEarthNet split {split!r} is empty (root={self.root}, lmdb={self.lmdb}); "
+                    "check the paths, the split, or set limit_to_available"
                 )
+            self.datasets[split] = BigEarthNetDataset(
+                self.reader(), table, self.band_order, reference_maps=self.reference_maps
+            )
+        return self.datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        if split not in self.datasets:
-            self.setup({"train": "fit", "validation": "validate", "test": "test"}.get(split, "predict"))
         return DataLoader(
-            self.datasets[split],
+            self._ensure(split),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,

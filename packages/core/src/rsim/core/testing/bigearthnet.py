@@ -129,3 +129,13 @@ def write_benv2_fixture(
     clean.to_parquet(metadata_path, index=False)
     flagged.to_parquet(snow_path, index=False)
     return BenV2Fixture(root, metadata_path, snow_path, clean.reset_index(drop=True), flagged.reset_index(drop=True))
+
+
+def write_benv2_lmdb(root: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Encode a fixture tree (S1, S2 and reference maps) into an LMDB store with the real encoder (threads, quiet)."""
+    from rsim.core.data.encode import encode_bigearthnet
+
+    report = encode_bigearthnet(
+        root, out, modalities=("S1", "S2", "reference_maps"), processes=False, n_workers=1, show_progress=False
+    )
+    return report.out

@@ -1,0 +1,95 @@
+"""One CUDA + AMP training step per package present, including the device-side transforms (at most ~5 minutes).
+
+Run on a lent GPU machine as a single command:
+
+    uv run python benchmarks/gpu_check.py
+
+Prints one line per package: ``<package>: ok (<seconds>, loss=<value>, peak <MiB> MiB)`` or the error. Exits 1 if
+any present package fails, 2 if CUDA is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def _trainer(tmp: Path):  # type: ignore[no-untyped-def]
+    from lightning.pytorch import Trainer
+
+    return Trainer(
+        accelerator="cuda", devices=1, precision="16-mixed", max_steps=1, limit_val_batches=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
+    )  # fmt: skip
+
+
+def check_core(tmp: Path) -> float:
+    """reBEN ResNet-50 on a generated v2 archive read through LMDB, transforms on the GPU."""
+    from rsim.core.data import BigEarthNetDataModule
+    from rsim.core.data.encode import encode_bigearthnet
+    from rsim.core.tasks import MultiLabelClassificationTask
+    from rsim.core.testing import write_benv2_fixture
+
+    fixture = write_benv2_fixture(tmp / "ben", splits={"train": 8, "validation": 2, "test": 2})
+    encode_bigearthnet(fixture.root, tmp / "ben.lmdb", processes=False, n_workers=1, show_progress=False)
+    dm = BigEarthNetDataModule(lmdb=str(tmp / "ben.lmdb"), metadata=str(fixture.metadata_path), bands="S1S2",
+                               batch_size=8, num_workers=2)  # fmt: skip
+    task = MultiLabelClassificationTask("resnet50", in_channels=12)
+    trainer = _trainer(tmp)
+    trainer.fit(task, dm)
+    return float(trainer.callback_metrics["train/loss"])
+
+
+CHECKS: dict[str, tuple[str, Callable[[Path], float]]] = {
+    "rsim-core": ("rsim.core", check_core),
+}
+
+
+def register_package_checks() -> None:
+    """Packages provide ``rsim.<name>.gpu_check.run(tmp: Path) -> float`` (the loss of one AMP step on CUDA)."""
+    for name in ("hyvic", "seabednet", "radiomap", "nar", "georank", "csmoe", "slimming", "bigearthnet_txt",
+                 "terrascope", "sea_undistort"):  # fmt: skip
+        module = f"rsim.{name}"
+        if importlib.util.find_spec(module) is None:
+            continue
+
+        def run(tmp: Path, module: str = module) -> float:
+            check = importlib.import_module(f"{module}.gpu_check")
+            return float(check.run(tmp))
+
+        CHECKS[f"rsim-{name.replace('_', '-')}"] = (module, run)
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("gpu_check: CUDA is not available on this machine")
+        return 2
+    print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    register_package_checks()
+    failed = 0
+    for package, (module, check) in CHECKS.items():
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                loss = check(Path(tmp))
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            print(
+                f"{package}: ok ({time.perf_counter() - start:.1f} s, loss={loss:.4f}, peak {peak:.0f} MiB)", flush=True
+            )
+        except Exception as exc:
+            failed += 1
+            print(f"{package}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            traceback.print_exc(limit=3)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
