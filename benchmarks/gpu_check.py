@@ -74,7 +74,7 @@ def main() -> int:
     print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     register_package_checks()
     failed = 0
-    for package, (module, check) in CHECKS.items():
+    for package, (_module, check) in CHECKS.items():
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         try:
