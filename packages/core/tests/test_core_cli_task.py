@@ -92,3 +92,21 @@ def test_training_reduces_the_loss_on_a_fixed_batch() -> None:
         optimizer.step()
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_progress_bar_can_be_disabled(benv2_fixture, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = _tiny_config(tmp_path, benv2_fixture.root)
+    args = ["fit", "--config", str(config), "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "1"]
+    assert main(args) == 0
+
+
+def test_atomic_file_gets_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    from rsim.core.io import atomic_path
+
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask

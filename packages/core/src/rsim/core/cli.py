@@ -47,6 +47,15 @@ class MetricsSummary(Callback):
 class RsimCLI(LightningCLI):
     """LightningCLI with rsim defaults: seed 0, config saved with each run, rich progress bar."""
 
+    def before_instantiate_classes(self) -> None:
+        """Drop the default progress bar when the user disables progress bars."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = config.get("trainer") if config is not None else None
+        if trainer is not None and trainer.get("enable_progress_bar") is False and trainer.get("callbacks"):
+            trainer["callbacks"] = [
+                c for c in trainer["callbacks"] if "RichProgressBar" not in str(getattr(c, "class_path", c))
+            ]
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.set_defaults(
             {
@@ -102,6 +111,10 @@ def build_cli(
         print(f"{prog}: unknown command {argv[0]!r}\n\n{_usage(prog, verbs)}", file=sys.stderr)
         return 2
     os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # Lightning's own calls, not the user's
+    cli_args: list[str] | None = [command, *argv[1:]]
+    if args is None:  # console script: hand LightningCLI the (alias-resolved) sys.argv instead of args=
+        sys.argv = [prog, command, *argv[1:]]
+        cli_args = None
     RsimCLI(
         model_class=model_class or LightningModule,
         datamodule_class=datamodule_class or LightningDataModule,
@@ -110,7 +123,7 @@ def build_cli(
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": prog, "default_env": True},
-        args=[command, *argv[1:]],
+        args=cli_args,
         auto_configure_optimizers=False,
     )
     return 0

@@ -32,6 +32,9 @@ def atomic_path(path: str | os.PathLike[str], *, is_dir: bool = False) -> Iterat
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
         os.close(fd)
         tmp = Path(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the final file the usual permissions
     try:
         yield tmp
         if is_dir and final.exists():
