@@ -60,6 +60,33 @@ def _child(mode: str, features: int, size: int, batch: int, reps: int, threads: 
     }
 
 
+def _blocks(features: int, size: int, batch: int, reps: int, threads: int) -> None:
+    """Time only the four fusion transformer blocks (the only code that differs between the modes)."""
+    import torch
+    from rsim.seabednet.models.seabednet import TransformerBlock
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    print(f"fusion transformer blocks only, f={features}, {size}x{size}, batch {batch}, {reps} reps (ms/call)")
+    print(f"{'level':<7}{'dim':>5}{'tokens':>8}{'reference':>11}{'default':>9}{'max |diff|':>12}")
+    for level in range(4):
+        dim = features * 2**level
+        g = max(1, (size >> level) // 32)
+        blk = TransformerBlock(dim, 4, 32, dropout=0.0).eval()
+        x = torch.randn(batch, g * g, dim)
+        times = {}
+        with torch.no_grad():
+            outs = {}
+            for ref in (True, False):
+                outs[ref] = blk(x, g, g, ref)
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    blk(x, g, g, ref)
+                times[ref] = (time.perf_counter() - t0) / reps * 1e3
+        diff = (outs[True] - outs[False]).abs().max().item()
+        print(f"{level + 1:<7}{dim:>5}{g * g:>8}{times[True]:>11.2f}{times[False]:>9.2f}{diff:>12.2e}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--features", type=int, default=64)
@@ -68,7 +95,11 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--blocks-only", action="store_true", help="time only the fusion transformer blocks")
     a = p.parse_args()
+    if a.blocks_only:
+        _blocks(a.features, a.size, a.batch, a.reps, a.threads)
+        return
     if a.child:
         print(json.dumps(_child(a.child, a.features, a.size, a.batch, a.reps, a.threads)))
         return

@@ -46,6 +46,7 @@ def test_checkpoint_has_prediction_metadata(trained: Path) -> None:
     meta = ckpt["seabednet"]
     assert meta["depth_scale"] == pytest.approx(30.443)
     assert meta["native_tile"] == 30
+    assert meta["upsample_mode"] == "nearest"
     np.testing.assert_allclose(meta["norm_param"], [[0, 0, 0], [220, 230, 240]])
     assert "weighting.log_vars" in ckpt["state_dict"]
 

@@ -86,3 +86,14 @@ def test_convert_errors(tmp_path: Path, base_sd) -> None:
     assert not (tmp_path / "o.safetensors").exists()
     with pytest.raises(DataFormatError, match="head"):
         infer_config({"bathy_encoder.enc1.double_conv.0.weight": torch.zeros(8, 3, 3, 3)})
+
+
+def test_convert_from_safetensors_and_raw_load(tmp_path: Path) -> None:
+    """A raw state-dict .safetensors (no metadata) converts, and also loads directly (config inferred)."""
+    out = tmp_path / "c.safetensors"
+    config = convert_checkpoint(REF / "state_dict.safetensors", out)
+    assert config["features"] == 8
+    direct = load_converted(REF / "state_dict.safetensors")
+    converted = load_converted(out)
+    for (k1, v1), (k2, v2) in zip(direct.state_dict().items(), converted.state_dict().items(), strict=True):
+        assert k1 == k2 and torch.equal(v1, v2)

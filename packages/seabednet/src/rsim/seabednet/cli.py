@@ -145,6 +145,7 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
             input_size=task.hparams["input_size"],
             channel_order=task.channel_order,
             undefined_index=task.hparams["undefined_index"],
+            upsample_mode=task.upsample_mode,
         ),
         site,
     )
@@ -160,7 +161,7 @@ def baselines_main(argv: list[str]) -> int:
     p.add_argument("--root", required=True, help="MagicBathyNet root (official layout)")
     p.add_argument("--site", default="agia_napa", choices=["agia_napa", "puck_lagoon"])
     p.add_argument("--modality", default="spot6", choices=["aerial", "s2", "spot6"])
-    p.add_argument("--split-source", default="bathymetry", choices=["bathymetry", "pixel_class"])
+    p.add_argument("--split-source", default="pixel_class", choices=["pixel_class", "bathymetry"])
     p.add_argument("--channel-order", default="native", choices=["native", "reverse"])
     p.add_argument("--ckpt", nargs="*", default=[], help="SeabedNetTask checkpoints to add to the table")
     p.add_argument("--out", default=None, help="also write the Markdown table here")

@@ -62,6 +62,8 @@ class MapPredictor:
         channel_order: ``native`` or ``reverse``.
         undefined_index: Class never predicted (or ``None``).
         batch_size: Windows per forward pass.
+        upsample_mode: How windows smaller than ``input_size`` are enlarged (as in training); larger windows
+            are downsampled with antialiased bilinear interpolation.
     """
 
     model: SeabedNet
@@ -73,6 +75,7 @@ class MapPredictor:
     channel_order: str = "native"
     undefined_index: int | None = None
     batch_size: int = 4
+    upsample_mode: str = "nearest"
 
     @torch.no_grad()
     def predict_array(self, image: np.ndarray, source: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,8 +111,13 @@ class MapPredictor:
             chunk = coords[i : i + self.batch_size]
             tiles = torch.stack([x[:, r : r + t, cc : cc + t] for r, cc in chunk]).to(device)
             inp = prepare_image(tiles, self.norm_param.to(device), self.channel_order)
-            if t != self.input_size:
-                inp = F.interpolate(inp, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+            size = (self.input_size, self.input_size)
+            if t > self.input_size:
+                inp = F.interpolate(inp, size=size, mode="bilinear", antialias=True)
+            elif t < self.input_size and self.upsample_mode == "nearest":
+                inp = F.interpolate(inp, size=size, mode="nearest")
+            elif t < self.input_size:
+                inp = F.interpolate(inp, size=size, mode="bilinear", align_corners=False)
             bathy, logits = self.model(inp)
             if self.undefined_index is not None:
                 logits[:, self.undefined_index] = float("-inf")

@@ -82,6 +82,7 @@ class SeabedNetTask(L.LightningModule):
         self.norm_param: Tensor | None = None
         self.channel_order = "native"
         self.native_tile: int | None = None
+        self.upsample_mode = "nearest"
 
     @property
     def depth_scale(self) -> float:
@@ -110,6 +111,8 @@ class SeabedNetTask(L.LightningModule):
             self.norm_param = dm.norm_param.clone()
             self.channel_order = dm.hparams.get("channel_order", "native")
         self.native_tile = getattr(dm, "native_tile", None)
+        if hasattr(dm, "hparams"):
+            self.upsample_mode = dm.hparams.get("upsample_mode", "nearest")
         _ = self.depth_scale
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
@@ -208,6 +211,7 @@ class SeabedNetTask(L.LightningModule):
             "depth_scale": self.depth_scale,
             "channel_order": self.channel_order,
             "native_tile": self.native_tile,
+            "upsample_mode": self.upsample_mode,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -219,3 +223,4 @@ class SeabedNetTask(L.LightningModule):
             self._depth_scale = float(meta["depth_scale"])
         self.channel_order = meta.get("channel_order", "native")
         self.native_tile = meta.get("native_tile")
+        self.upsample_mode = meta.get("upsample_mode", "nearest")

@@ -91,6 +91,17 @@ def read_original_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool
     return _strip_prefixes(_unwrap(obj, p))
 
 
+def _build(config: Mapping[str, int], *, reference_compatible: bool, input_size: int = 256) -> SeabedNet:
+    return SeabedNet(
+        in_channels=int(config["in_channels"]),
+        features=int(config["features"]),
+        bathymetry_out_channels=int(config["bathymetry_out_channels"]),
+        segmentation_out_channels=int(config["segmentation_out_channels"]),
+        reference_compatible=reference_compatible,
+        input_size=input_size,
+    )
+
+
 def infer_config(sd: Mapping[str, Tensor], source: str = "state dict") -> dict[str, int]:
     """Infer the ``SeabedNet`` constructor arguments from tensor shapes.
 
@@ -125,7 +136,7 @@ def validate_state_dict(sd: Mapping[str, Tensor], config: Mapping[str, int], sou
         DataFormatError: Listing missing/unexpected keys and shape mismatches.
     """
     with torch.device("meta"):
-        model = SeabedNet(**config, reference_compatible=True)
+        model = _build(config, reference_compatible=True)
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
@@ -210,6 +221,6 @@ def load_converted(
     sd, meta = _read_safetensors(p)
     config = json.loads(meta["config"]) if "config" in meta else infer_config(sd, str(p))
     validate_state_dict(sd, config, str(p))
-    model = SeabedNet(**config, reference_compatible=reference_compatible, input_size=input_size)
+    model = _build(config, reference_compatible=reference_compatible, input_size=input_size)
     model.load_state_dict(sd, strict=True)
     return model.to(map_location).eval()
