@@ -21,16 +21,16 @@ from pathlib import Path
 import torch
 
 
-def _trainer(tmp: Path):  # type: ignore[no-untyped-def]
+def _trainer(tmp: Path, accelerator: str, precision: str):  # type: ignore[no-untyped-def]
     from lightning.pytorch import Trainer
 
     return Trainer(
-        accelerator="cuda", devices=1, precision="16-mixed", max_steps=1, limit_val_batches=0, logger=False,
+        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
     )  # fmt: skip
 
 
-def check_core(tmp: Path) -> float:
+def check_core(tmp: Path, accelerator: str = "cuda", precision: str = "16-mixed", small: bool = False) -> float:
     """reBEN ResNet-50 on a generated v2 archive read through LMDB, transforms on the GPU."""
     from rsim.core.data import BigEarthNetDataModule
     from rsim.core.data.encode import encode_bigearthnet
@@ -41,46 +41,56 @@ def check_core(tmp: Path) -> float:
     encode_bigearthnet(fixture.root, tmp / "ben.lmdb", processes=False, n_workers=1, show_progress=False)
     dm = BigEarthNetDataModule(lmdb=str(tmp / "ben.lmdb"), metadata=str(fixture.metadata_path), bands="S1S2",
                                batch_size=8, num_workers=2)  # fmt: skip
-    task = MultiLabelClassificationTask("resnet50", in_channels=12)
-    trainer = _trainer(tmp)
+    task = MultiLabelClassificationTask("resnet18" if small else "resnet50", in_channels=12)
+    trainer = _trainer(tmp, accelerator, precision)
     trainer.fit(task, dm)
     return float(trainer.callback_metrics["train/loss"])
 
 
-CHECKS: dict[str, tuple[str, Callable[[Path], float]]] = {
+CHECKS: dict[str, tuple[str, Callable[..., float]]] = {
     "rsim-core": ("rsim.core", check_core),
 }
 
 
 def register_package_checks() -> None:
-    """Packages provide ``rsim.<name>.gpu_check.run(tmp: Path) -> float`` (the loss of one AMP step on CUDA)."""
+    """Packages provide ``rsim.<name>.gpu_check.run(tmp, accelerator, precision, small) -> float`` (one step's loss)."""
     for name in ("hyvic", "seabednet", "radiomap", "nar", "georank", "csmoe", "slimming", "bigearthnet_txt",
                  "terrascope", "sea_undistort"):  # fmt: skip
         module = f"rsim.{name}"
         if importlib.util.find_spec(module) is None:
             continue
 
-        def run(tmp: Path, module: str = module) -> float:
+        def run(tmp: Path, accelerator: str, precision: str, small: bool, module: str = module) -> float:
             check = importlib.import_module(f"{module}.gpu_check")
-            return float(check.run(tmp))
+            return float(check.run(tmp, accelerator=accelerator, precision=precision, small=small))
 
         CHECKS[f"rsim-{name.replace('_', '-')}"] = (module, run)
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--cpu-smoke", action="store_true", help="run small models on the CPU in fp32 (tests the script)"
+    )
+    ns = parser.parse_args(argv)
+    accelerator, precision = ("cpu", "32-true") if ns.cpu_smoke else ("cuda", "16-mixed")
+    if not ns.cpu_smoke and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available on this machine")
         return 2
-    print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    device = torch.cuda.get_device_name(0) if not ns.cpu_smoke else "CPU smoke run"
+    print(f"gpu_check: {device}, torch {torch.__version__}")
     register_package_checks()
     failed = 0
     for package, (_module, check) in CHECKS.items():
-        torch.cuda.reset_peak_memory_stats()
+        if not ns.cpu_smoke:
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                loss = check(Path(tmp))
-            peak = torch.cuda.max_memory_allocated() / 2**20
+                loss = check(Path(tmp), accelerator=accelerator, precision=precision, small=ns.cpu_smoke)
+            peak = torch.cuda.max_memory_allocated() / 2**20 if not ns.cpu_smoke else 0.0
             print(
                 f"{package}: ok ({time.perf_counter() - start:.1f} s, loss={loss:.4f}, peak {peak:.0f} MiB)", flush=True
             )
