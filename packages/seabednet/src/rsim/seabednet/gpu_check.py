@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import Trainer
 from rsim.seabednet.data.datamodule import MagicBathyNetDataModule
@@ -10,7 +11,7 @@ from rsim.seabednet.data.testing import write_magicbathynet
 from rsim.seabednet.tasks import SeabedNetTask
 
 
-def run(tmp: Path, accelerator: str = "cuda", precision: str = "16-mixed", small: bool = False) -> float:
+def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small: bool = False) -> float:
     """Train one step (f=64, or f=8 with ``small``; 256², batch 2, device-side resize and flips); return the loss."""
     root = write_magicbathynet(tmp / "magicbathynet", num_patches=6, seed=0)
     data = MagicBathyNetDataModule(root=str(root), site="agia_napa", modality="spot6", batch_size=2, input_size=256)
