@@ -10,7 +10,6 @@ import json
 import time
 
 import torch
-
 from rsim.csmoe.models.csmae import build_backbone
 from rsim.csmoe.models.profile import model_cost
 

@@ -110,9 +110,7 @@ def test_import_original_lightning_checkpoint(tmp_path):
     state = load_checkpoint_file(path)
     backbone, decoders = split_csmae_checkpoint(state)
     assert len(backbone) == 75 and decoders and all(k.startswith("decoder_s") for k in decoders)
-    model = CrossSensorMAE(
-        vit_size="tiny", decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, **TINY
-    )
+    model = CrossSensorMAE(vit_size="tiny", decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, **TINY)
     missing = load_csmae_weights(model, state)
     assert missing == []
     torch.testing.assert_close(
@@ -121,9 +119,7 @@ def test_import_original_lightning_checkpoint(tmp_path):
     x = torch.from_numpy(np.load(REF / "fixture_a" / "input.npy"))
     with torch.no_grad():
         out = model.backbone.eval()(x)
-    torch.testing.assert_close(
-        out["s1"], torch.from_numpy(np.load(folder / "output_s1.npy")), atol=ATOL, rtol=RTOL
-    )
+    torch.testing.assert_close(out["s1"], torch.from_numpy(np.load(folder / "output_s1.npy")), atol=ATOL, rtol=RTOL)
 
 
 @needs_ref

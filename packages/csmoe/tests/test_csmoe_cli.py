@@ -81,9 +81,7 @@ def test_import_weights_roundtrip(tmp_path, capsys):
         == 0
     )
     moe_sd = load_file(str(moe_out))
-    torch.testing.assert_close(
-        moe_sd["backbone.blocks.0.mlp.fc1_weight"][1], sd["blocks.0.mlp.fc1.weight"].t()
-    )
+    torch.testing.assert_close(moe_sd["backbone.blocks.0.mlp.fc1_weight"][1], sd["blocks.0.mlp.fc1.weight"].t())
 
 
 def test_import_weights_missing_file(tmp_path):
@@ -104,9 +102,9 @@ def test_sample_verb(tmp_path, capsys):
         }
     )
     meta.to_parquet(tmp_path / "metadata.parquet")
-    pd.DataFrame(
-        {"patch_id": meta["patch_id"], "climate_zone": rng.choice(["Cfb", "Dfc", "BSk"], size=n)}
-    ).to_csv(tmp_path / "zones.csv", index=False)
+    pd.DataFrame({"patch_id": meta["patch_id"], "climate_zone": rng.choice(["Cfb", "Dfc", "BSk"], size=n)}).to_csv(
+        tmp_path / "zones.csv", index=False
+    )
     out, report = tmp_path / "sel.csv", tmp_path / "report.json"
     code = main(
         [

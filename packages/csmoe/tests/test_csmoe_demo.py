@@ -12,9 +12,7 @@ torch.set_num_threads(1)
 
 def test_demo_config_fit_then_retrieval(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(["make-demo-data", "demo_data/benv2", "--train", "4", "--validation", "2", "--test", "2"]) == 0
-    )
+    assert main(["make-demo-data", "demo_data/benv2", "--train", "4", "--validation", "2", "--test", "2"]) == 0
     assert (
         main(
             [
@@ -62,10 +60,20 @@ def test_demo_config_fit_then_retrieval(tmp_path, monkeypatch, capsys):
         main(["retrieval", "--checkpoint", str(ckpt), "--config", "bad.yaml"])
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "csmae_sesd_vitb_reben.yaml", "csmoe_vitb_reben.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "demo.yaml",
+        "demo_benv1_examples.yaml",
+        "probe_demo.yaml",
+        "segmentation_demo.yaml",
+        "csmae_sesd_vitb_reben.yaml",
+        "csmoe_vitb_reben.yaml",
+    ],
+)
 def test_configs_parse_against_signatures(name, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--config", str(DEMO.parent / name), "--print_config"])
     assert exc.value.code in (0, None)
     printed = capsys.readouterr().out
-    assert "rsim.csmoe.tasks.CSMoEPretrainTask" in printed and "BigEarthNetDataModule" in printed
+    assert "rsim.csmoe.tasks.CSMoE" in printed and "BigEarthNetDataModule" in printed

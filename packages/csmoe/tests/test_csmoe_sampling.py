@@ -5,9 +5,7 @@ import pandas as pd
 import pytest
 from rsim.csmoe.sampling import allocate, class_fractions, thematic_climatic_sample, thematic_descriptor
 
-META = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "benv2" / "metadata" / "metadata.parquet"
-)
+META = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "benv2" / "metadata" / "metadata.parquet"
 
 
 def synthetic(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -73,9 +71,7 @@ def test_class_fractions_from_reference_map():
     ref[2, :] = 311  # broad-leaved forest
     ref[3, :2] = 122  # unlabelled code, ignored
     fr = class_fractions(ref)
-    assert (
-        fr.sum() == pytest.approx(1.0) and fr[2] == pytest.approx(8 / 12) and fr[8] == pytest.approx(4 / 12)
-    )
+    assert fr.sum() == pytest.approx(1.0) and fr[2] == pytest.approx(8 / 12) and fr[8] == pytest.approx(4 / 12)
     with pytest.raises(ValueError, match="777"):
         class_fractions(np.full((2, 2), 777, dtype=np.uint16))
 
@@ -88,3 +84,64 @@ def test_sample_real_metadata_by_country():
     s, r = res.report["stratified"], res.report["random"]
     assert s["size"] == 500 and s["strata_covered"] > r["strata_covered"]
     assert len(s["per_class"]) >= len(r["per_class"])
+
+
+def test_reference_map_fractions_chunk(tmp_path):
+    from rsim.core.data.nomenclature import BEN19_LABELS
+    from rsim.core.testing import write_benv2_fixture
+    from rsim.csmoe.sampling import _fractions_chunk
+
+    fx = write_benv2_fixture(tmp_path / "benv2", splits={"train": 3, "validation": 1, "test": 1}, seed=1)
+    fr = _fractions_chunk(str(fx.root), fx.metadata["patch_id"].tolist())
+    assert fr.shape == (5, 19)
+    np.testing.assert_allclose(fr.sum(1), 1.0)
+    for row, labels in zip(fr, fx.metadata["labels"], strict=True):
+        assert {BEN19_LABELS[i] for i in np.flatnonzero(row)} == set(labels)  # fractions agree with the labels
+    with pytest.raises(FileNotFoundError, match="99_99"):
+        _fractions_chunk(str(fx.root), ["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_99_99"])
+
+
+@pytest.mark.slow  # starts a Dask cluster: ~1 s with warm imports, ~40 s on a cold 2-core machine
+def test_reference_map_fractions_with_dask(tmp_path):
+    from rsim.core.testing import write_benv2_fixture
+    from rsim.csmoe.cli import main
+    from rsim.csmoe.sampling import reference_map_fractions
+
+    fx = write_benv2_fixture(tmp_path / "benv2", splits={"train": 6, "validation": 1, "test": 1}, seed=1)
+    ids = fx.metadata["patch_id"].tolist()
+    fr = reference_map_fractions(str(fx.root), ids, n_workers=1, processes=False, chunk=3)
+    assert fr.shape == (8, 19)
+    np.testing.assert_allclose(fr.sum(1), 1.0)
+    from rsim.core.data.nomenclature import BEN19_LABELS
+
+    for row, labels in zip(fr, fx.metadata["labels"], strict=True):
+        assert {BEN19_LABELS[i] for i in np.flatnonzero(row)} == set(labels)  # fractions agree with the labels
+    with pytest.raises(FileNotFoundError):
+        reference_map_fractions(
+            str(fx.root), ["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_99_99"], n_workers=1, processes=False
+        )
+    out, report = tmp_path / "sel.csv", tmp_path / "rep.json"
+    code = main(
+        [
+            "sample",
+            "--metadata",
+            str(fx.metadata_path),
+            "--budget",
+            "3",
+            "--climate-source",
+            "none",
+            "--thematic",
+            "fractions",
+            "--reference-root",
+            str(fx.root),
+            "--n-clusters",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+        ]
+    )
+    assert code == 0 and len(pd.read_csv(out)) == 3

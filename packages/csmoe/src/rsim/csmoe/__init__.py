@@ -4,12 +4,14 @@ from rsim.csmoe.losses import masked_mse, nt_xent, patchify
 from rsim.csmoe.models import CrossSensorMAE, CrossSensorViT, SoftMoE, build_backbone, load_csmae_weights
 from rsim.csmoe.retrieval import cbir_scores, cross_sensor_retrieval
 from rsim.csmoe.sampling import thematic_climatic_sample
-from rsim.csmoe.tasks import CSMoEPretrainTask
+from rsim.csmoe.tasks import CSMoEPretrainTask, CSMoEProbeTask, CSMoESegmentationTask
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CSMoEPretrainTask",
+    "CSMoEProbeTask",
+    "CSMoESegmentationTask",
     "CrossSensorMAE",
     "CrossSensorViT",
     "SoftMoE",

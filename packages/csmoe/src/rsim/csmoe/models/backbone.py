@@ -105,9 +105,7 @@ def resolve_moe_layers(spec: Sequence[str], specific_depth: int, shared_depth: i
         elif item == "specific":
             names |= {f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth)}
         elif item == "specific_second_half":
-            names |= {
-                f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth // 2, specific_depth)
-            }
+            names |= {f"blocks_{s}.{i}" for s in ("s1", "s2") for i in range(specific_depth // 2, specific_depth)}
         elif item in valid:
             names.add(item)
         else:
@@ -165,9 +163,7 @@ class CrossSensorViT(nn.Module):
         if global_pool not in ("avg", "token"):
             raise ValueError(f"global_pool must be 'avg' or 'token', got {global_pool!r}")
         if masking_strategy not in ("random", "identical", "disjoint"):
-            raise ValueError(
-                f"masking_strategy must be random, identical or disjoint, got {masking_strategy!r}"
-            )
+            raise ValueError(f"masking_strategy must be random, identical or disjoint, got {masking_strategy!r}")
         self.img_size, self.patch_size, self.embed_dim = img_size, patch_size, embed_dim
         self.grid = img_size // patch_size
         self.num_patches = self.grid**2
@@ -230,7 +226,12 @@ class CrossSensorViT(nn.Module):
     # -- helpers ---
     def moe_modules(self) -> dict[str, SoftMoE]:
         """The Soft-MoE layers by block name."""
-        return {name: self.get_submodule(f"{name}.mlp") for name in self.moe_layer_names}
+        out: dict[str, SoftMoE] = {}
+        for name in self.moe_layer_names:
+            mlp = self.get_submodule(f"{name}.mlp")
+            assert isinstance(mlp, SoftMoE)
+            out[name] = mlp
+        return out
 
     def split_sensors(self, imgs: Tensor) -> tuple[Tensor, Tensor]:
         """Split a 12-channel input into (S1 ``[B, 2, H, W]``, S2 ``[B, 10, H, W]``)."""
@@ -241,14 +242,10 @@ class CrossSensorViT(nn.Module):
                 f"got shape {tuple(imgs.shape)}"
             )
         if imgs.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(
-                f"CSMAE input must be {self.img_size}x{self.img_size} px, got {tuple(imgs.shape[-2:])}"
-            )
+            raise ValueError(f"CSMAE input must be {self.img_size}x{self.img_size} px, got {tuple(imgs.shape[-2:])}")
         return imgs[:, S2_CHANNELS:], imgs[:, :S2_CHANNELS]
 
-    def _shuffle(
-        self, n: int, device: torch.device, generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
+    def _shuffle(self, n: int, device: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         noise = torch.rand(n, self.num_patches, device=device, generator=generator)
         ids_shuffle = noise.argsort(dim=1)
         return ids_shuffle, ids_shuffle.argsort(dim=1)
@@ -283,9 +280,7 @@ class CrossSensorViT(nn.Module):
         Returns:
             The sensor's :class:`EncoderOutput`.
         """
-        embed, cls = (
-            (self.patch_embed, self.cls_token) if sensor == "s1" else (self.patch_embed_s2, self.cls_token_s2)
-        )
+        embed, cls = (self.patch_embed, self.cls_token) if sensor == "s1" else (self.patch_embed_s2, self.cls_token_s2)
         tokens = embed(x) + self.pos_embed[:, 1:]
         b, n, d = tokens.shape
         if ids_shuffle is None:

@@ -135,9 +135,7 @@ def load_csmae_weights(
     own = module.state_dict()
     unexpected = sorted(set(new) - set(own))
     if unexpected:
-        raise KeyError(
-            f"checkpoint keys not in the target model: {unexpected[:10]} ({len(unexpected)} in all)"
-        )
+        raise KeyError(f"checkpoint keys not in the target model: {unexpected[:10]} ({len(unexpected)} in all)")
     for k, v in new.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(
@@ -171,9 +169,7 @@ def check_against_manifest(module: nn.Module, manifest: str | Path) -> None:
     if sorted(ref) != sorted(own):
         missing = sorted(set(ref) - set(own))[:5]
         extra = sorted(set(own) - set(ref))[:5]
-        raise ValueError(
-            f"state dict differs from manifest {manifest}: missing {missing}, unexpected {extra}"
-        )
+        raise ValueError(f"state dict differs from manifest {manifest}: missing {missing}, unexpected {extra}")
     n = sum(int(torch.Size(s).numel()) for _, s in own)
     if n != data["num_parameters"]:
         raise ValueError(f"parameter count {n} differs from manifest {manifest} ({data['num_parameters']})")

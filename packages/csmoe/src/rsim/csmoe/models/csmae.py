@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from rsim.csmoe.models.backbone import VARIANTS, VIT_SIZES, CrossSensorViT, EncoderOutput, MaskingStrategy
@@ -21,7 +21,7 @@ def build_backbone(
     num_heads: int | None = None,
     specific_depth: int | None = None,
     shared_depth: int | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> CrossSensorViT:
     """Build a backbone from a ViT size and a CSMAE variant, with optional explicit overrides.
 
@@ -116,9 +116,7 @@ class CrossSensorMAE(nn.Module):
         )
         self.decoding_strategy = decoding_strategy or VARIANTS[variant.lower()][2]
         if self.decoding_strategy not in ("specific", "common"):
-            raise ValueError(
-                f"decoding_strategy must be 'specific' or 'common', got {self.decoding_strategy!r}"
-            )
+            raise ValueError(f"decoding_strategy must be 'specific' or 'common', got {self.decoding_strategy!r}")
         args = dict(
             in_dim=self.backbone.embed_dim,
             embed_dim=decoder_embed_dim,

@@ -54,14 +54,9 @@ class ReconstructionDecoder(nn.Module):
         self.num_patches, self.patch_size = num_patches, patch_size
         self.decoder_embed = nn.Linear(in_dim, embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.decoder_pos_embed = nn.Parameter(
-            sincos_pos_embed_2d(embed_dim, grid).unsqueeze(0), requires_grad=False
-        )
+        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed_2d(embed_dim, grid).unsqueeze(0), requires_grad=False)
         self.decoder_blocks = nn.Sequential(
-            *[
-                Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=nn.LayerNorm)
-                for _ in range(depth)
-            ]
+            *[Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=nn.LayerNorm) for _ in range(depth)]
         )
         self.decoder_norm = nn.LayerNorm(embed_dim)
         if target == "common":

@@ -34,9 +34,7 @@ def sincos_pos_embed_2d(embed_dim: int, grid_size: int, cls_token: bool = True) 
     if embed_dim % 4:
         raise ValueError(f"2-D sin-cos embedding needs embed_dim divisible by 4, got {embed_dim}")
     rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
-    emb = torch.cat(
-        [_sincos_1d(embed_dim // 2, cols.reshape(-1)), _sincos_1d(embed_dim // 2, rows.reshape(-1))], dim=1
-    )
+    emb = torch.cat([_sincos_1d(embed_dim // 2, cols.reshape(-1)), _sincos_1d(embed_dim // 2, rows.reshape(-1))], dim=1)
     if cls_token:
         emb = torch.cat([torch.zeros(1, embed_dim, dtype=emb.dtype), emb], dim=0)
     return emb.float()

@@ -47,8 +47,7 @@ class SoftMoE(nn.Module):
         super().__init__()
         if num_experts < 1 or slots_per_expert < 1:
             raise ValueError(
-                "SoftMoE needs num_experts >= 1 and slots_per_expert >= 1, "
-                f"got {num_experts}, {slots_per_expert}"
+                f"SoftMoE needs num_experts >= 1 and slots_per_expert >= 1, got {num_experts}, {slots_per_expert}"
             )
         hidden = hidden_dim or 4 * dim
         self.dim, self.num_experts, self.slots_per_expert, self.hidden_dim = (
@@ -82,9 +81,7 @@ class SoftMoE(nn.Module):
             n += self.hidden_dim + self.dim
         return n
 
-    def load_dense_mlp(
-        self, fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor, fc2_bias: Tensor
-    ) -> None:
+    def load_dense_mlp(self, fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor, fc2_bias: Tensor) -> None:
         """Initialise every expert from a dense MLP (``nn.Linear`` layout), i.e. sparse upcycling.
 
         Args:
@@ -99,9 +96,7 @@ class SoftMoE(nn.Module):
             "fc2.weight": (self.dim, self.hidden_dim),
             "fc2.bias": (self.dim,),
         }
-        for (name, shape), t in zip(
-            expected.items(), (fc1_weight, fc1_bias, fc2_weight, fc2_bias), strict=True
-        ):
+        for (name, shape), t in zip(expected.items(), (fc1_weight, fc1_bias, fc2_weight, fc2_bias), strict=True):
             if tuple(t.shape) != shape:
                 raise ValueError(f"dense MLP tensor {name}: expected shape {shape}, got {tuple(t.shape)}")
         with torch.no_grad():
