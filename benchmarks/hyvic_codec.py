@@ -110,13 +110,10 @@ def train_curve(
     return {"name": name, "points": sorted(points, key=lambda p: p["bpppc"])}
 
 
-def _big_worker(q, tile: int, width: int) -> None:
+def _big_make(path: str) -> None:
     import rasterio
     from rasterio.windows import Window
 
-    torch.set_num_threads(1)
-    tmp = Path(tempfile.mkdtemp(prefix="hyvic-big-"))
-    path = tmp / "big.tif"
     c, h, w = 202, 1024, 1024
     rng = np.random.default_rng(0)
     with rasterio.open(
@@ -135,28 +132,56 @@ def _big_worker(q, tile: int, width: int) -> None:
             for col in range(0, w, 256):
                 block = (rng.random((c, 1, 1)) * 4000 + rng.random((1, 256, 256)) * 1000).astype(np.uint16)
                 dst.write(block, window=Window(col, r, 256, 256))
-    save_model(tmp / "m.pt", hyvic_model(c, width, width, 2))
+
+
+def _big_measure(q, path: str, tile: int, width: int) -> None:
+    """Fresh process: RSS after loading the model, peak RSS after coding the 1024x1024x202 file."""
+    torch.set_num_threads(1)
+    tmp = Path(path).parent
+    save_model(tmp / "m.pt", hyvic_model(202, width, width, 2))
     model = load_model(tmp / "m.pt")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     st = compress_file(model, path, tmp / "big.hyv", tile=tile)
     enc_s = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    n = 0
+    from rsim.hyvic.codec import iter_decoded_tiles
+
+    for _ in iter_decoded_tiles(model, tmp / "big.hyv"):
+        n += 1
+    dec_s = time.perf_counter() - t0
+    peak_dec = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     q.put(
         {
-            "shape": [c, h, w],
+            "shape": [202, 1024, 1024],
             "tile": tile,
             "width": width,
             "rss_before_MB": base,
             "peak_rss_MB": peak,
-            "whole_image_float32_MB": c * h * w * 4 / 2**20,
+            "peak_rss_after_decode_MB": peak_dec,
+            "whole_image_float32_MB": 202 * 1024 * 1024 * 4 / 2**20,
             "encode_s": enc_s,
+            "decode_s": dec_s,
             "bytes": st.num_bytes,
         }
     )
-    for f in tmp.iterdir():
-        f.unlink()
-    tmp.rmdir()
+
+
+def _run_big(tile: int, width: int) -> dict:
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="hyvic-big-") as td:
+        path = str(Path(td) / "big.tif")
+        p = ctx.Process(target=_big_make, args=(path,))
+        p.start()
+        p.join()
+        q = ctx.Queue()
+        p = ctx.Process(target=_big_measure, args=(q, path, tile, width))
+        p.start()
+        res = q.get()
+        p.join()
+    return res
 
 
 def main() -> None:
@@ -172,6 +197,7 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=0.0, help="per-lambda CPU budget; 0 skips BD-PSNR")
     ap.add_argument("--lambdas", default="100,1000,10000,100000")
     ap.add_argument("--big", action="store_true", help="peak memory for a 1024x1024x202 image")
+    ap.add_argument("--only-big", action="store_true", help="skip throughput (with --big)")
     ap.add_argument("--out", default=None, help="write all results as JSON")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -181,26 +207,30 @@ def main() -> None:
         with open_source(a.input, grid=a.grid) as src:
             c = src.shape[0]
         torch.manual_seed(0)
-        rows = [
-            throughput(
-                hyvic_model(c, a.width, a.latent, a.stages), a.input, a.grid, a.tile, a.repeats, tmp, "hyvic"
-            ),
-            throughput(
-                Mbt2018MeanC(c, N=a.width, M=a.latent),
-                a.input,
-                a.grid,
-                a.tile,
-                a.repeats,
-                tmp,
-                "mbt2018-mean",
-            ),
-        ]
-        results["throughput"] = rows
-        print(f"input {a.input} grid {a.grid} m: {rows[0]['shape']}, tile {a.tile}, threads {a.threads}")
-        print(
-            f"{'model':<14} {'params':>9} {'comp MB/s':>10} {'decomp MB/s':>12} {'file B':>9} "
-            f"{'payload/lik':>12}"
+        rows = (
+            []
+            if a.only_big
+            else [
+                throughput(
+                    hyvic_model(c, a.width, a.latent, a.stages), a.input, a.grid, a.tile, a.repeats, tmp, "hyvic"
+                ),
+                throughput(
+                    Mbt2018MeanC(c, N=a.width, M=a.latent),
+                    a.input,
+                    a.grid,
+                    a.tile,
+                    a.repeats,
+                    tmp,
+                    "mbt2018-mean",
+                ),
+            ]
         )
+        results["throughput"] = rows
+        if rows:
+            print(f"input {a.input} grid {a.grid} m: {rows[0]['shape']}, tile {a.tile}, threads {a.threads}")
+            print(
+                f"{'model':<14} {'params':>9} {'comp MB/s':>10} {'decomp MB/s':>12} {'file B':>9} {'payload/lik':>12}"
+            )
         for r in rows:
             print(
                 f"{r['model']:<14} {r['params']:>9} {r['compress_MBps']:>10.3f} "
@@ -256,16 +286,13 @@ def main() -> None:
             except ValueError as err:
                 print(f"BD metrics not computable after {a.train_seconds} s per lambda: {err}")
     if a.big:
-        q: mp.Queue = mp.get_context("spawn").Queue()
-        p = mp.get_context("spawn").Process(target=_big_worker, args=(q, 256, a.width))
-        p.start()
-        big = q.get()
-        p.join()
+        big = _run_big(256, a.width)
         results["big"] = big
         print(
             f"1024x1024x202 uint16, tile 256, HyVIC N=M={a.width}: peak RSS {big['peak_rss_MB']:.0f} MB "
             f"(after setup {big['rss_before_MB']:.0f} MB; whole image as float32 would be "
-            f"{big['whole_image_float32_MB']:.0f} MB), encode {big['encode_s']:.1f} s"
+            f"{big['whole_image_float32_MB']:.0f} MB), encode {big['encode_s']:.1f} s, decode {big['decode_s']:.1f} s, "
+            f"peak after decode {big['peak_rss_after_decode_MB']:.0f} MB"
         )
     if a.out:
         Path(a.out).write_text(json.dumps(results, indent=2))

@@ -41,9 +41,7 @@ def test_hycass_rate_convention():
     assert hycass_compression_ratio(202, 202, 1) == 4.0
     assert hycass_latent_channels(202, 4.0, 0) == 50
     assert hycass_compression_ratio(202, 50, 0) == pytest.approx(4.04)
-    m = HyCASSLike(
-        HyVICConfig(in_channels=8, num_stages=1, width=8, latent_channels=4, depths=[1], heads=[2])
-    )
+    m = HyCASSLike(HyVICConfig(in_channels=8, num_stages=1, width=8, latent_channels=4, depths=[1], heads=[2]))
     assert m.compression_ratio == 8.0 and m.bpppc == 4.0
     out = m(torch.rand(2, 8, 16, 16))
     assert out["latent"].shape == (2, 4, 8, 8) and 0 <= float(out["latent"].min())

@@ -155,11 +155,7 @@ def test_select_from_models_needs_four_rd_points_per_config(tmp_path):
         torch.manual_seed(i)
         save_model(
             tmp_path / f"m{i}.pt",
-            HyVIC(
-                HyVICConfig(
-                    in_channels=4, num_stages=0, width=8, latent_channels=4 + 4 * i, depths=[], heads=[]
-                )
-            ),
+            HyVIC(HyVICConfig(in_channels=4, num_stages=0, width=8, latent_channels=4 + 4 * i, depths=[], heads=[])),
         )
         files.append(str(tmp_path / f"m{i}.pt"))
     # one model per configuration: a single RD point cannot give a Bjøntegaard delta -> clear error
@@ -190,3 +186,35 @@ def test_unknown_model_file_errors(tmp_path):
     torch.save({"foo": 1}, tmp_path / "dict.pt")
     with pytest.raises(DataFormatError, match="'architecture' absent"):
         load_model(tmp_path / "dict.pt")
+
+
+@pytest.mark.parametrize(
+    ("configs", "expected"),
+    [
+        (
+            ["hyspecnet_paper.yaml", "ladder/lambda_300.yaml"],
+            {"lmbda: 300.0", "in_channels: 202", "dataset: hyspecnet"},
+        ),
+        (
+            ["hyspecnet_paper.yaml", "ladder/lambda_1000.yaml", "baseline_mbt2018_mean.yaml"],
+            {"architecture: mbt2018-mean"},
+        ),
+        (["mlretset_paper.yaml", "ladder/lambda_100000.yaml"], {"in_channels: 369", "crop_size: 96"}),
+    ],
+)
+def test_recipe_configs_parse(configs, expected, capsys):
+    args = ["fit"]
+    for c in configs:
+        args += ["--config", str(DEMO.parent / c)]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--print_config"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert all(e in out for e in expected), out
+
+
+def test_ladder_has_eight_points():
+    values = sorted(float(p.stem.split("_")[1]) for p in (DEMO.parent / "ladder").glob("lambda_*.yaml"))
+    from rsim.hyvic.tasks import LAMBDA_LADDER
+
+    assert values == sorted(LAMBDA_LADDER)

@@ -21,15 +21,9 @@ def compress_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="hyvic compress", description=compress_main.__doc__)
     ap.add_argument("input", help="multi-band GeoTIFF, or a Sentinel-2 folder with bands.json")
     ap.add_argument("output", help="output .hyv file")
-    ap.add_argument(
-        "--model", required=True, help="model file (hyvic export) or HyVICTask Lightning checkpoint"
-    )
-    ap.add_argument(
-        "--tile", type=int, default=256, help="tile size in pixels (multiple of the model divisor)"
-    )
-    ap.add_argument(
-        "--scale", type=float, default=None, help="value that maps to 1.0 (default 10000 for ints)"
-    )
+    ap.add_argument("--model", required=True, help="model file (hyvic export) or HyVICTask Lightning checkpoint")
+    ap.add_argument("--tile", type=int, default=256, help="tile size in pixels (multiple of the model divisor)")
+    ap.add_argument("--scale", type=float, default=None, help="value that maps to 1.0 (default 10000 for ints)")
     ap.add_argument("--grid", type=int, default=10, choices=(10, 20), help="Sentinel-2 folder grid (m)")
     a = ap.parse_args(argv)
     model = load_model(a.model)
@@ -89,10 +83,7 @@ def rd_main(argv: list[str]) -> int:
     name = a.name or Path(a.models[0]).parent.name or "model"
     curve = rd_curve(models, a.input, name=name, tile=a.tile, grid=a.grid, scale=a.scale)
     write_json(a.out, curve)
-    print(
-        f"{'model':<40} {'bpppc':>8} {'lik.bpppc':>9} {'CR':>8} {'PSNR':>7} {'SA':>7} "
-        f"{'enc s':>6} {'dec s':>6}"
-    )
+    print(f"{'model':<40} {'bpppc':>8} {'lik.bpppc':>9} {'CR':>8} {'PSNR':>7} {'SA':>7} {'enc s':>6} {'dec s':>6}")
     for p in curve["points"]:
         print(
             f"{Path(p['model']).name:<40} {p['bpppc']:8.4f} {p['bpppc_likelihood']:9.4f} {p['cr']:8.1f} "
@@ -118,20 +109,14 @@ def select_main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="hyvic select", description=select_main.__doc__)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--curves", nargs="+", help="RD curve JSONs written by `hyvic rd` (one per configuration)"
-    )
-    src.add_argument(
-        "--models", nargs="+", help="model files; grouped by configuration, evaluated on --input"
-    )
+    src.add_argument("--curves", nargs="+", help="RD curve JSONs written by `hyvic rd` (one per configuration)")
+    src.add_argument("--models", nargs="+", help="model files; grouped by configuration, evaluated on --input")
     ap.add_argument("--input", help="image for --models")
     ap.add_argument("--anchor", required=True, help="anchor RD curve JSON (e.g. the mbt2018-mean baseline)")
     ap.add_argument("--metric", default="bd_psnr", choices=("bd_psnr", "bd_sa", "bd_rate"))
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--grid", type=int, default=10, choices=(10, 20))
-    ap.add_argument(
-        "--out", required=True, help="selection table (Markdown); a .json twin is written beside it"
-    )
+    ap.add_argument("--out", required=True, help="selection table (Markdown); a .json twin is written beside it")
     ap.add_argument("--plot", default=None, help="RD plot PNG of all curves and the anchor")
     a = ap.parse_args(argv)
     if a.curves:
@@ -187,9 +172,7 @@ def convert_main(argv: list[str]) -> int:
         print(f"{a.root}: no patches/tile_*/*/*-SPECTRAL_IMAGE.TIF found", file=sys.stderr)
         return 1
     with dask_client(a.scheduler, a.workers) as client:
-        out = map_with_progress(
-            convert_hyspecnet_patch, files, client=client, description="HySpecNet-11k -> npy"
-        )
+        out = map_with_progress(convert_hyspecnet_patch, files, client=client, description="HySpecNet-11k -> npy")
     print(f"wrote {len(out)} -DATA.npy files")
     return 0
 

@@ -40,6 +40,7 @@ from rsim.hyvic.data.formats import read_s2_folder
 MAGIC = b"HYVIC\x00\r\n"
 FORMAT_VERSION = 1
 _TILE = struct.Struct("<IIHHI")
+GDAL_CACHE_MB = 64
 
 
 class RasterSource(Protocol):
@@ -96,14 +97,16 @@ def open_source(path: str | Path, *, grid: int = 10) -> Iterator[RasterSource]:
         return
     if not path.is_file():
         raise FileNotFoundError(f"input raster not found: {path}")
-    try:
-        ds = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise DataFormatError(f"{path}: not a readable GeoTIFF ({err})") from err
-    try:
-        yield GeoTiffSource(ds, str(path))
-    finally:
-        ds.close()
+    # Each block is read once, so GDAL's block cache (default 5 % of RAM) only inflates memory: keep it small.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        try:
+            ds = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataFormatError(f"{path}: not a readable GeoTIFF ({err})") from err
+        try:
+            yield GeoTiffSource(ds, str(path))
+        finally:
+            ds.close()
 
 
 def default_scale(dtype: np.dtype) -> float:
@@ -284,9 +287,7 @@ def _read_header(fh: BinaryIO, path: Path) -> tuple[dict[str, Any], int]:
         raise DataFormatError(f"{path}: not a .hyv file (bad magic number {magic!r}, expected {MAGIC!r})")
     version, hlen = struct.unpack("<HI", _read_exact(fh, 6, path, "version and header length"))
     if version != FORMAT_VERSION:
-        raise DataFormatError(
-            f"{path}: unsupported .hyv version {version} (this reader handles {FORMAT_VERSION})"
-        )
+        raise DataFormatError(f"{path}: unsupported .hyv version {version} (this reader handles {FORMAT_VERSION})")
     raw = _read_exact(fh, hlen, path, "header")
     crc, ntiles = struct.unpack("<II", _read_exact(fh, 8, path, "header checksum"))
     if zlib.crc32(raw) != crc:

@@ -47,11 +47,19 @@ class HyVICTask(LightningModule):
     ) -> None:
         super().__init__()
         if architecture not in (*ARCHITECTURES, "hycass"):
-            raise ValueError(
-                f"architecture must be one of {(*ARCHITECTURES, 'hycass')}, got {architecture!r}"
-            )
+            raise ValueError(f"architecture must be one of {(*ARCHITECTURES, 'hycass')}, got {architecture!r}")
         cfg = dict(model_config or {})
-        self.save_hyperparameters({**locals(), "model_config": cfg}, ignore=["self", "__class__"])
+        self.save_hyperparameters(
+            {
+                "architecture": architecture,
+                "model_config": cfg,
+                "lmbda": lmbda,
+                "distortion_scale": distortion_scale,
+                "lr": lr,
+                "aux_lr": aux_lr,
+                "grad_clip": grad_clip,
+            }
+        )
         self.architecture = architecture
         self.model: nn.Module = (
             HyCASSLike(HyVICConfig(**cfg)) if architecture == "hycass" else build_model(architecture, cfg)

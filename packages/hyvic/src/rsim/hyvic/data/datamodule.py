@@ -29,9 +29,7 @@ DATASETS = ("hyspecnet", "mlretset", "raster")
 class HySpecNetDataset(Dataset[dict[str, Any]]):
     """HySpecNet-11k patches of one split; items are raw int16 (224, H, W) or float32 (202, H, W) arrays."""
 
-    def __init__(
-        self, root: str | Path, split_mode: str = "easy", split: str = "train", source: str = "auto"
-    ):
+    def __init__(self, root: str | Path, split_mode: str = "easy", split: str = "train", source: str = "auto"):
         self.files = hyspecnet_files(root, split_mode, split, source=source)
 
     def __len__(self) -> int:

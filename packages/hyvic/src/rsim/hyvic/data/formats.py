@@ -34,9 +34,7 @@ def hyspecnet_to_reflectance(raw: np.ndarray | torch.Tensor) -> Any:
     torch tensors (on any device).
     """
     if raw.shape[-3] != HYSPECNET_RAW_BANDS:
-        raise DataFormatError(
-            f"HySpecNet-11k raw cube must have {HYSPECNET_RAW_BANDS} bands, got {raw.shape[-3]}"
-        )
+        raise DataFormatError(f"HySpecNet-11k raw cube must have {HYSPECNET_RAW_BANDS} bands, got {raw.shape[-3]}")
     if isinstance(raw, torch.Tensor):
         idx = torch.as_tensor(HYSPECNET_KEPT_BANDS, device=raw.device)
         return raw.index_select(-3, idx).float().clamp(0, HYSPECNET_SCALE) / HYSPECNET_SCALE
@@ -224,9 +222,7 @@ def read_s2_folder(folder: str | Path, *, grid: int = 10, bands: Sequence[str] |
         factor = grid // b["resolution_m"]
         if factor > 1:
             h, w = arr.shape[0] // factor, arr.shape[1] // factor
-            arr = (
-                arr[: h * factor, : w * factor].reshape(h, factor, w, factor).astype(np.float64).mean((1, 3))
-            )
+            arr = arr[: h * factor, : w * factor].reshape(h, factor, w, factor).astype(np.float64).mean((1, 3))
             arr = np.round(arr).astype(meta.get("dtype", "uint16"))
         arrays.append(arr)
     if profile is None:

@@ -97,9 +97,7 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.bias_table, std=0.02)
-        coords = torch.stack(
-            torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-        ).flatten(1)
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
         self.register_buffer("bias_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
 
@@ -166,11 +164,7 @@ class SwinLayer(nn.Module):
             mask = self._shift_mask(hp, wp, shift, y.device)
         else:
             mask = None
-        y = (
-            y.reshape(b, hp // win, win, wp // win, win, c)
-            .permute(0, 1, 3, 2, 4, 5)
-            .reshape(-1, win * win, c)
-        )
+        y = y.reshape(b, hp // win, win, wp // win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, win * win, c)
         if win != self.window:
             # Small feature maps: attend over the whole map; the bias table is indexed for `window`, so
             # embed the smaller window in its top-left corner.
@@ -178,14 +172,8 @@ class SwinLayer(nn.Module):
             idx = torch.arange(win, device=y.device)
             pos = (idx[:, None] * self.window + idx[None, :]).reshape(-1)
             full = attn.bias_index[pos][:, pos]
-            qkv = (
-                attn.qkv(y)
-                .reshape(y.shape[0], win * win, 3, attn.heads, c // attn.heads)
-                .permute(2, 0, 3, 1, 4)
-            )
-            bias = (
-                attn.bias_table[full.reshape(-1)].reshape(win * win, win * win, attn.heads).permute(2, 0, 1)
-            )
+            qkv = attn.qkv(y).reshape(y.shape[0], win * win, 3, attn.heads, c // attn.heads).permute(2, 0, 3, 1, 4)
+            bias = attn.bias_table[full.reshape(-1)].reshape(win * win, win * win, attn.heads).permute(2, 0, 1)
             out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.unsqueeze(0))
             y = attn.proj(out.transpose(1, 2).reshape(y.shape[0], win * win, c))
         else:
@@ -255,9 +243,7 @@ class SpatioSpectralDecoder(nn.Sequential):
             layers += [
                 nn.ConvTranspose2d(cfg.width, cfg.width, 3, stride=2, padding=1, output_padding=1),
                 nn.LeakyReLU(inplace=True),
-                RSTB(
-                    cfg.width, int(cfg.depths[i]), int(cfg.heads[i]), cfg.window, cfg.mlp_ratio, dps[i][::-1]
-                ),
+                RSTB(cfg.width, int(cfg.depths[i]), int(cfg.heads[i]), cfg.window, cfg.mlp_ratio, dps[i][::-1]),
             ]
         layers += [nn.Conv2d(cfg.width, cfg.in_channels, 1), nn.Sigmoid()]
         super().__init__(*layers)
@@ -319,8 +305,7 @@ class HyVIC(CompressionModel):
             raise ValueError(f"HyVIC expects input (B, {c}, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % d or x.shape[-1] % d:
             raise ValueError(
-                f"HyVIC input H and W must be multiples of {d} (S={self.config.num_stages}), got "
-                f"{tuple(x.shape[-2:])}"
+                f"HyVIC input H and W must be multiples of {d} (S={self.config.num_stages}), got {tuple(x.shape[-2:])}"
             )
 
     def _params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
