@@ -112,3 +112,28 @@ def test_stack_bands_normalize_and_augment_units() -> None:
     flip_only = BatchAugment(4, flip_p=1.0, rot90_p=0.0, crop_scale=None)
     y = flip_only(x)
     torch.testing.assert_close(y, x.flip(-1).flip(-2))
+
+
+def test_reference_map_is_augmented_with_the_image() -> None:
+    torch.manual_seed(5)
+    codes = torch.randint(100, 500, (6, 16, 16), dtype=torch.int32)
+    image = torch.stack([codes.float(), -codes.float()], dim=1)
+    aug = BatchAugment(16, flip_p=0.5, rot90_p=0.5, crop_scale=None)
+    out, mask = aug(image, codes)
+    assert mask.dtype == torch.int32 and not torch.equal(mask, codes)
+    torch.testing.assert_close(out[:, 0], mask.float())
+    cropper = BatchAugment(16, flip_p=0.0, rot90_p=0.0, crop_scale=(0.3, 0.5))
+    cropped, cmask = cropper(image, codes)
+    assert cropped.shape == image.shape and cmask.shape == codes.shape
+    assert set(cmask.unique().tolist()) <= set(codes.unique().tolist())  # nearest: no invented codes
+
+
+def test_datamodule_augments_reference_maps_in_training(benv2_fixture) -> None:  # type: ignore[no-untyped-def]
+    dm = _dm(root=str(benv2_fixture.root), bands="RGB", reference_maps=True, augment=True, crop_scale=None)
+    batch = next(iter(dm.train_dataloader()))
+    torch.manual_seed(0)
+    out = dm.transform_batch(batch, train=True)
+    assert out["reference_map"].shape == (4, 120, 120)
+    plain = dm.transform_batch(batch, train=False)
+    assert torch.equal(plain["reference_map"], batch["reference_map"])
+    assert not torch.equal(out["reference_map"].to(batch["reference_map"].dtype), batch["reference_map"])

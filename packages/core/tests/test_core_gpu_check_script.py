@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from core_paths import REPO
 
 

@@ -225,11 +225,15 @@ class BigEarthNetDataModule(LightningDataModule):
         image = stack_bands(batch["bands"], self.band_order, self.img_size, self.interpolation)
         if self.normalize is not None:
             image = self.normalize(image)
+        reference_map = batch.get("reference_map")
         if train and self.augmenter is not None:
-            image = self.augmenter(image)
+            if reference_map is None:
+                image = self.augmenter(image)
+            else:  # the same flips, rotations and crops for the CLC map (nearest), e.g. for segmentation
+                image, reference_map = self.augmenter(image, reference_map.to(torch.int32))
         out = {"image": image, "label": batch["label"].float(), "index": batch["index"]}
-        if "reference_map" in batch:
-            out["reference_map"] = batch["reference_map"]
+        if reference_map is not None:
+            out["reference_map"] = reference_map
         return out
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:  # noqa: D102

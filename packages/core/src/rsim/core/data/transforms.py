@@ -71,10 +71,13 @@ class Normalize(nn.Module):
 class BatchAugment(nn.Module):
     """Random flips, 90° rotations and random resized crops, independently per sample, on the batch's device.
 
+    Flips and rotations are exact index permutations (``torch.flip``/``torch.rot90``); the crop uses kornia
+    (bilinear for images, nearest for masks).
+
     Args:
         size: Output size of the random resized crop.
         flip_p: Probability of each of the horizontal and vertical flips.
-        rot90_p: Probability of a random multiple-of-90° rotation.
+        rot90_p: Probability of a rotation by 90°, 180° or 270° (uniform); needs square inputs.
         crop_scale: Area range of the random resized crop; ``None`` disables it.
         crop_p: Probability of applying the crop.
     """
@@ -89,16 +92,46 @@ class BatchAugment(nn.Module):
         crop_p: float = 0.5,
     ) -> None:
         super().__init__()
-        ops: list[Any] = []
-        if flip_p > 0:
-            ops += [K.RandomHorizontalFlip(p=flip_p), K.RandomVerticalFlip(p=flip_p)]
-        if rot90_p > 0:
-            ops.append(K.RandomRotation90(times=(1, 3), p=rot90_p))
-        if crop_scale is not None and crop_p > 0:
-            ops.append(K.RandomResizedCrop((size, size), scale=crop_scale, p=crop_p))
-        self.ops = K.AugmentationSequential(*ops, data_keys=["input"]) if ops else None
+        for name, p in (("flip_p", flip_p), ("rot90_p", rot90_p), ("crop_p", crop_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {p}")
+        self.flip_p = flip_p
+        self.rot90_p = rot90_p
+        self.crop = (
+            K.AugmentationSequential(K.RandomResizedCrop((size, size), scale=crop_scale, p=crop_p), data_keys=["input"])
+            if crop_scale is not None and crop_p > 0
+            else None
+        )
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        if self.ops is None:
-            return x
-        return self.ops(x)
+    def _dihedral(self, tensors: list[Tensor]) -> list[Tensor]:
+        batch, device = tensors[0].shape[0], tensors[0].device
+        out = [t.clone() for t in tensors]
+        for dim in (-1, -2):
+            flip = torch.rand(batch, device=device) < self.flip_p
+            for t in out:
+                t[flip] = t[flip].flip(dim)
+        if self.rot90_p > 0:
+            if out[0].shape[-1] != out[0].shape[-2]:
+                raise ValueError(f"rot90 augmentation needs square inputs, got {tuple(out[0].shape[-2:])}")
+            turns = torch.randint(1, 4, (batch,), device=device)
+            turns = torch.where(torch.rand(batch, device=device) < self.rot90_p, turns, torch.zeros_like(turns))
+            for k in (1, 2, 3):
+                pick = turns == k
+                for t in out:
+                    t[pick] = torch.rot90(t[pick], k, dims=(-2, -1))
+        return out
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Any:
+        """Augment ``x`` (B, C, H, W); with ``mask`` (B, H, W) apply the same geometry to it.
+
+        Returns:
+            ``x`` augmented, or ``(x, mask)`` when a mask is given (the mask keeps its dtype).
+        """
+        if mask is None:
+            (x,) = self._dihedral([x])
+            return self.crop(x) if self.crop is not None else x
+        x, mask = self._dihedral([x, mask])
+        if self.crop is not None:
+            x, cropped = self.crop(x, mask[:, None].float(), data_keys=["input", "mask"])
+            mask = cropped[:, 0].round().to(mask.dtype)
+        return x, mask
