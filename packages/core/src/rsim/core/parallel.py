@@ -37,7 +37,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None, *, p
         n_workers=n_workers,
         threads_per_worker=1,
         processes=processes,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: concurrent local clusters never collide on 8787
         silence_logs=40,
     )
     client = Client(cluster)
