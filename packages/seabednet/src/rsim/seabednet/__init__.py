@@ -5,6 +5,7 @@ from rsim.seabednet.data.magicbathynet import SITES, MagicBathyNetReader, decode
 from rsim.seabednet.losses import TaskWeighting, masked_ce, masked_rmse, valid_depth_mask
 from rsim.seabednet.models.convert import convert_checkpoint, load_converted
 from rsim.seabednet.models.seabednet import SeabedNet
+from rsim.seabednet.models.unet import SingleTaskUNet, UNetBathy
 from rsim.seabednet.tasks import SeabedNetTask
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "MagicBathyNetReader",
     "SeabedNet",
     "SeabedNetTask",
+    "SingleTaskUNet",
     "TaskWeighting",
+    "UNetBathy",
     "convert_checkpoint",
     "decode_palette",
     "load_converted",

@@ -6,6 +6,11 @@
 
 All are fitted on the valid pixels of the training patches (least squares for the empirical models) and
 evaluated on the test patches at native resolution, in metres (positive down).
+
+Trained networks (Seabed-Net and the single-task baselines of ``rsim.seabednet.models.unet``, all trained with
+``SeabedNetTask``) are evaluated on the same test patches by ``evaluate_network``: sliding-window prediction at
+native resolution, depth metrics over the same valid pixels, and segmentation metrics (OA, macro F1, kappa,
+mIoU, "undefined" excluded) for networks with a class head.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from rsim.core.metrics import MaskedRegressionMetrics
+from rsim.core.metrics import MaskedRegressionMetrics, SegmentationMetrics
 from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
+from rsim.seabednet.models.unet import head_channels
+from rsim.seabednet.predict import MapPredictor
 
 __all__ = [
     "LyzengaModel",
@@ -25,6 +32,8 @@ __all__ = [
     "StumpfModel",
     "collect_pixels",
     "depth_metrics",
+    "evaluate_network",
+    "format_table",
     "run_baselines",
 ]
 
@@ -202,12 +211,74 @@ def run_baselines(
     return rows
 
 
+def evaluate_network(
+    predictor: MapPredictor,
+    reader: MagicBathyNetReader,
+    test_ids: Sequence[str],
+    undefined_index: int | None = None,
+) -> dict[str, float | str]:
+    """Evaluate a trained network on the test patches at native resolution.
+
+    Depth is scored on the pixels the pixel baselines use (depth label present and image valid); classes on
+    every labelled pixel of a valid image, "undefined" excluded.
+
+    Returns:
+        ``method`` (``predictor.name``), and ``rmse``, ``mae``, ``error_std``, ``n_test`` for a depth head,
+        ``oa``, ``f1_macro``, ``kappa``, ``miou``, ``n_test_seg`` for a class head.
+    """
+    n_depth, n_classes = head_channels(predictor.model)
+    seg = SegmentationMetrics(n_classes, ignore_index=undefined_index) if n_classes else None
+    preds, gts = [], []
+    n_seg = 0
+    for pid in test_ids:
+        image, _ = reader.read_image(pid)
+        depth_m, classes, valid = predictor.predict_array(image, str(reader.path("img", pid)))
+        if depth_m is not None:
+            depth = reader.read_depth(pid)
+            m = valid & (depth != 0)
+            preds.append(depth_m[m])
+            gts.append(-depth[m])
+        if classes is not None and seg is not None:
+            labels = reader.read_labels(pid)
+            keep = valid if undefined_index is None else valid & (labels != undefined_index)
+            pred_k = torch.from_numpy(classes[keep].astype(np.int64))
+            seg.update(pred_k, torch.from_numpy(labels[keep].astype(np.int64)))
+            n_seg += int(keep.sum())
+    row: dict[str, float | str] = {"method": predictor.name}
+    if n_depth:
+        if not preds or sum(p.size for p in preds) == 0:
+            raise ValueError(f"{reader.site_dir}: no valid depth pixels in the test patches")
+        row.update(depth_metrics(np.concatenate(preds), np.concatenate(gts)))
+        row["n_test"] = float(sum(g.size for g in gts))
+    if seg is not None:
+        sm = seg.compute()
+        row.update({k: float(sm[k]) for k in ("oa", "f1_macro", "kappa", "miou")})
+        row["n_test_seg"] = float(n_seg)
+    return row
+
+
+def _cell(row: dict[str, float | str], key: str, fmt: str) -> str:
+    return format(float(row[key]), fmt) if key in row else "–"
+
+
 def format_table(rows: Sequence[dict[str, float | str]]) -> str:
-    """Markdown table of baseline rows."""
-    lines = ["| method | RMSE (m) | MAE (m) | error std (m) | test pixels |", "|---|---:|---:|---:|---:|"]
+    """Markdown table of baseline rows (depth columns, and segmentation columns when a row has them)."""
+    with_seg = any("oa" in r for r in rows)
+    head = "| method | RMSE (m) | MAE (m) | error std (m) | test pixels |"
+    rule = "|---|---:|---:|---:|---:|"
+    if with_seg:
+        head += " OA | F1 macro | kappa | mIoU | seg test pixels |"
+        rule += "---:|---:|---:|---:|---:|"
+    lines = [head, rule]
     for r in rows:
-        lines.append(
-            f"| {r['method']} | {float(r['rmse']):.3f} | {float(r['mae']):.3f} | "
-            f"{float(r['error_std']):.3f} | {int(float(r['n_test']))} |"
+        line = (
+            f"| {r['method']} | {_cell(r, 'rmse', '.3f')} | {_cell(r, 'mae', '.3f')} | "
+            f"{_cell(r, 'error_std', '.3f')} | {_cell(r, 'n_test', '.0f')} |"
         )
+        if with_seg:
+            line += (
+                f" {_cell(r, 'oa', '.3f')} | {_cell(r, 'f1_macro', '.3f')} | {_cell(r, 'kappa', '.3f')} | "
+                f"{_cell(r, 'miou', '.3f')} | {_cell(r, 'n_test_seg', '.0f')} |"
+            )
+        lines.append(line)
     return "\n".join(lines)

@@ -91,8 +91,11 @@ def predict_main(argv: list[str]) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"seabednet predict: error: {exc}", file=sys.stderr)
         return 1
-    d = depth[valid]
-    summary = f"depth {d.min():.2f}..{d.max():.2f} m" if d.size else "no valid pixels"
+    if depth is None:
+        summary = "classes only (segmentation network)"
+    else:
+        d = depth[valid]
+        summary = f"depth {d.min():.2f}..{d.max():.2f} m" if d.size else "no valid pixels"
     print(f"{src.name}: {image.shape[2]}x{image.shape[1]} px, tile {predictor.tile}, {summary}")
     for kind, path in paths.items():
         print(f"  {kind:<8} {path}")
@@ -127,7 +130,7 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
             ),
             a.site,
         )
-    from rsim.seabednet.tasks import SeabedNetTask
+    from rsim.seabednet.tasks import ARCHITECTURES, SeabedNetTask
 
     task = SeabedNetTask.load_from_checkpoint(ckpt, map_location=a.device)
     task.eval()
@@ -146,16 +149,16 @@ def _load_predictor(a: argparse.Namespace) -> tuple[MapPredictor, str | None]:
             channel_order=task.channel_order,
             undefined_index=task.hparams["undefined_index"],
             upsample_mode=task.upsample_mode,
+            name=ARCHITECTURES[task.hparams.get("architecture", "seabednet")],
         ),
         site,
     )
 
 
 def baselines_main(argv: list[str]) -> int:
-    """Fit/evaluate Stumpf, Lyzenga and random-forest baselines (+ Seabed-Net checkpoints) into one table."""
-    import numpy as np
-    from rsim.seabednet.baselines import depth_metrics, format_table, run_baselines
-    from rsim.seabednet.data.magicbathynet import MagicBathyNetReader
+    """Fit/evaluate Stumpf, Lyzenga and random-forest baselines (+ trained checkpoints) into one table."""
+    from rsim.seabednet.baselines import evaluate_network, format_table, run_baselines
+    from rsim.seabednet.data.magicbathynet import MagicBathyNetReader, site_spec
 
     p = argparse.ArgumentParser(prog="seabednet baselines", description=baselines_main.__doc__)
     p.add_argument("--root", required=True, help="MagicBathyNet root (official layout)")
@@ -163,28 +166,24 @@ def baselines_main(argv: list[str]) -> int:
     p.add_argument("--modality", default="spot6", choices=["aerial", "s2", "spot6"])
     p.add_argument("--split-source", default="pixel_class", choices=["pixel_class", "bathymetry"])
     p.add_argument("--channel-order", default="native", choices=["native", "reverse"])
-    p.add_argument("--ckpt", nargs="*", default=[], help="SeabedNetTask checkpoints to add to the table")
+    p.add_argument(
+        "--ckpt",
+        nargs="*",
+        default=[],
+        help="SeabedNetTask checkpoints to add to the table (Seabed-Net or a single-task baseline architecture)",
+    )
     p.add_argument("--out", default=None, help="also write the Markdown table here")
     a = p.parse_args(argv)
     try:
         reader = MagicBathyNetReader(a.root, a.site, a.modality)
         train, test = reader.split(a.split_source)
         rows = run_baselines(reader, train, test, channel_order=a.channel_order)
+        undefined = site_spec(a.site).undefined_index
         for ck in a.ckpt:
             ns = argparse.Namespace(ckpt=ck, device="cpu", tile=None, overlap=None, site=a.site, norm_param=None)
             predictor, _ = _load_predictor(ns)
-            preds, gts = [], []
-            for pid in test:
-                image, _ = reader.read_image(pid)
-                depth = reader.read_depth(pid)
-                pred, _, valid = predictor.predict_array(image, str(reader.path("img", pid)))
-                m = valid & (depth != 0)
-                preds.append(pred[m])
-                gts.append(-depth[m])
-            row: dict[str, float | str] = {"method": f"Seabed-Net ({Path(ck).name})"}
-            row.update(depth_metrics(np.concatenate(preds), np.concatenate(gts)))
-            row["n_test"] = float(sum(g.size for g in gts))
-            rows.append(row)
+            predictor.name = f"{predictor.name} ({Path(ck).name})"
+            rows.append(evaluate_network(predictor, reader, test, undefined))
     except (FileNotFoundError, ValueError) as exc:
         print(f"seabednet baselines: error: {exc}", file=sys.stderr)
         return 1
