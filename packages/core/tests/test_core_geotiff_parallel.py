@@ -70,3 +70,18 @@ def test_map_with_progress_keeps_order() -> None:
             1,
             2,
         ]
+
+
+def _fails_with_gdal_cause(item: int) -> int:
+    import rasterio
+
+    try:
+        rasterio.open(f"/nonexistent/{item}.tif")
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataFormatError(f"item {item}: cannot read it") from exc
+    return item
+
+
+def test_worker_errors_keep_type_and_message() -> None:
+    with dask_client(n_workers=1, processes=False) as client, pytest.raises(DataFormatError, match="item 7: cannot"):
+        map_with_progress(_fails_with_gdal_cause, [7], client=client, description="x", show_progress=False)

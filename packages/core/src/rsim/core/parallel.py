@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
@@ -48,6 +51,39 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None, *, p
         cluster.close()
 
 
+@dataclass(frozen=True)
+class _RemoteError:
+    """An exception raised on a worker, carried back as plain data.
+
+    Exceptions that chain GDAL/rasterio errors do not always unpickle, and Dask then hands back a bare
+    ``Exception``; carrying type and message keeps the error's type and text intact across any scheduler.
+    """
+
+    module: str
+    qualname: str
+    message: str
+    remote_traceback: str
+
+
+def _guarded(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as exc:
+        return _RemoteError(type(exc).__module__, type(exc).__qualname__, str(exc), traceback.format_exc())
+
+
+def _reraise(error: _RemoteError) -> None:
+    exc: BaseException
+    try:
+        cls = importlib.import_module(error.module)
+        for part in error.qualname.split("."):
+            cls = getattr(cls, part)
+        exc = cls(error.message)  # type: ignore[operator]
+    except Exception:
+        exc = RuntimeError(f"{error.qualname}: {error.message}")
+    raise exc from RuntimeError("raised on a Dask worker:\n" + error.remote_traceback)
+
+
 def progress_bar(description: str, total: int, *, disable: bool = False) -> Progress:
     """Return a rich progress bar (not yet started) with count, elapsed and remaining time."""
     progress = Progress(
@@ -74,16 +110,18 @@ def iter_as_completed(
     """Submit ``fn(item)`` for every item and yield ``(index, result)`` as tasks finish.
 
     A rich progress bar advances with each finished task (by ``weights[i]`` when given, e.g. the patches in a
-    chunk). A task's exception is re-raised here.
+    chunk). A task's exception is re-raised here with its type and message, the worker traceback as its cause.
     """
     from distributed import as_completed
 
-    futures = [client.submit(fn, item, pure=False) for item in items]
+    futures = [client.submit(_guarded, fn, item, pure=False) for item in items]
     index_of = {future.key: i for i, future in enumerate(futures)}
     total = sum(weights) if weights is not None else len(futures)
     with progress_bar(description, total, disable=not show_progress) as progress:
         for future in as_completed(futures):
             result = future.result()
+            if isinstance(result, _RemoteError):
+                _reraise(result)
             i = index_of[future.key]
             progress.advance(progress.task_ids[0], weights[i] if weights is not None else 1)
             yield i, result

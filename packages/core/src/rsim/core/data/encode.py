@@ -58,31 +58,18 @@ def discover(root: str | os.PathLike[str], modalities: Sequence[str]) -> list[En
     return sorted(items, key=lambda item: item.key)
 
 
-_ERRORS: dict[str, type[Exception]] = {
-    "DataFormatError": DataFormatError,
-    "FileNotFoundError": FileNotFoundError,
-}
-
-
-def read_chunk(args: tuple[str, list[EncodeItem]]) -> list[tuple[str, bytes]] | tuple[str, str]:
-    """Read and serialise a chunk of patches (runs on a Dask worker).
-
-    Returns the ``(key, value)`` records, or ``(error type, message)`` for a bad file: the error is re-raised
-    with its type by the caller (exceptions with GDAL causes do not always cross the Dask boundary intact).
-    """
+def read_chunk(args: tuple[str, list[EncodeItem]]) -> list[tuple[str, bytes]]:
+    """Read and serialise a chunk of patches (runs on a Dask worker)."""
     root, chunk = args
     tree = BigEarthNetV2Tree(root)
     out: list[tuple[str, bytes]] = []
     for item in chunk:
-        try:
-            if item.modality == "S1":
-                arrays = tree.read_s1(item.name, S1_BANDS)
-            elif item.modality == "S2":
-                arrays = tree.read_s2(item.name, S2_BANDS)
-            else:
-                arrays = {REFERENCE_MAP_TENSOR: tree.read_reference_map(item.name)}
-        except (DataFormatError, FileNotFoundError) as exc:
-            return type(exc).__name__, str(exc)
+        if item.modality == "S1":
+            arrays = tree.read_s1(item.name, S1_BANDS)
+        elif item.modality == "S2":
+            arrays = tree.read_s2(item.name, S2_BANDS)
+        else:
+            arrays = {REFERENCE_MAP_TENSOR: tree.read_reference_map(item.name)}
         out.append((item.key, encode_value(arrays)))
     return out
 
@@ -151,8 +138,6 @@ def encode_bigearthnet(
                     show_progress=show_progress,
                     weights=[len(c) for c in chunks],
                 ):
-                    if isinstance(records, tuple):
-                        raise _ERRORS[records[0]](records[1])
                     with env.begin(write=True) as txn:
                         for key, value in records:
                             txn.put(key.encode("utf-8"), value)
