@@ -37,7 +37,9 @@ def run_reader(reader: str, root: Path, lmdb: Path, batch_size: int, workers: in
         from torchgeo.datasets import BigEarthNetV2
 
         dataset = BigEarthNetV2(str(root), split="train", bands="s2")
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True)
+        loader = DataLoader(
+            dataset, batch_size=batch_size, num_workers=workers, shuffle=True, persistent_workers=workers > 0
+        )
 
         def consume(batch: dict) -> int:  # type: ignore[type-arg]
             return int(batch["image"].shape[0])  # already resampled to 120 px in the workers
@@ -54,7 +56,7 @@ def run_reader(reader: str, root: Path, lmdb: Path, batch_size: int, workers: in
             augment=False,
             batch_size=batch_size,
             num_workers=workers,
-            persistent_workers=False,
+            persistent_workers=True,  # the data module's default; torchgeo's loader gets the same
         )
         loader = dm.train_dataloader()
 
