@@ -85,3 +85,19 @@ def _fails_with_gdal_cause(item: int) -> int:
 def test_worker_errors_keep_type_and_message() -> None:
     with dask_client(n_workers=1, processes=False) as client, pytest.raises(DataFormatError, match="item 7: cannot"):
         map_with_progress(_fails_with_gdal_cause, [7], client=client, description="x", show_progress=False)
+
+
+def test_raster_centre_in_wgs84_on_real_patches(tmp_path: Path) -> None:
+    from core_paths import BENV2, S2_SAMPLE
+    from rsim.core.data import BigEarthNetV2Tree
+    from rsim.core.data.geotiff import raster_centre_wgs84
+
+    lat, lon = raster_centre_wgs84(BigEarthNetV2Tree(BENV2).band_file(S2_SAMPLE, "B02"))
+    assert abs(lat - 48.2739) < 1e-4 and abs(lon - 13.5256) < 1e-4  # UTM 33N (390600, 5347800)
+    array, profile = read_geotiff(S2_CROP / "T18_B02.tif")
+    lat, lon = raster_centre_wgs84(S2_CROP / "T18_B02.tif")
+    assert 37.0 < lat < 38.5 and -76.5 < lon < -75.0  # Virginia Eastern Shore, UTM 18N
+    profile["crs"] = None
+    bare = write_geotiff(tmp_path / "nocrs.tif", array, profile)
+    with pytest.raises(DataFormatError, match="has no CRS"):
+        raster_centre_wgs84(bare)

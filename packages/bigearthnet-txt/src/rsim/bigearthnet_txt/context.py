@@ -9,11 +9,9 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Literal
 
-import rasterio
-from rasterio.errors import RasterioError
+from rsim.core.data.geotiff import raster_centre_wgs84
 from rsim.core.data.nomenclature import BEN19_LABELS, UNLABELED, clc_table
 from rsim.core.errors import DataFormatError
 
@@ -52,33 +50,9 @@ def season_from_name(name: str) -> str:
     return _SEASON_OF_MONTH[month]
 
 
-@cache
-def _transformer(crs_wkt: str) -> object:
-    from pyproj import Transformer
-
-    return Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)
-
-
 def centre_lat_lon(path: str | os.PathLike[str]) -> tuple[float, float]:
-    """Latitude and longitude (WGS84, degrees) of a georeferenced patch's centre.
-
-    Raises:
-        FileNotFoundError: The file is missing.
-        DataFormatError: The file is unreadable or has no CRS.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"georeferenced file {path} is missing")
-    try:
-        with rasterio.open(path) as src:
-            if src.crs is None:
-                raise DataFormatError(f"{path} has no CRS; expected a UTM-georeferenced BigEarthNet patch")
-            bounds, wkt = src.bounds, src.crs.to_wkt()
-    except RasterioError as exc:
-        raise DataFormatError(f"cannot read the georeferencing of {path} ({exc})") from exc
-    x, y = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
-    lon, lat = _transformer(wkt).transform(x, y)  # type: ignore[attr-defined]
-    return float(lat), float(lon)
+    """Latitude and longitude (WGS84, degrees) of a georeferenced patch's centre (see ``rsim.core``)."""
+    return raster_centre_wgs84(path)
 
 
 def climate_zone(lat: float, lon: float) -> str:

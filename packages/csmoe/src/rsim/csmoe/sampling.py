@@ -129,24 +129,13 @@ def _patch_georef_file(tree: Any, patch_id: str, s1_name: str | None) -> Path:
 
 def _centres_chunk(root: str, rows: list[tuple[str, str | None]]) -> np.ndarray:
     """``[n, 2]`` (latitude, longitude) in degrees (WGS 84) of the centres of a chunk of patches."""
-    import rasterio
-    from rasterio.errors import RasterioError
-    from rasterio.warp import transform
     from rsim.core.data.bigearthnet import BigEarthNetV2Tree
+    from rsim.core.data.geotiff import raster_centre_wgs84
 
     tree = BigEarthNetV2Tree(root)
     out = np.zeros((len(rows), 2), dtype=np.float64)
     for i, (pid, s1_name) in enumerate(rows):
-        path = _patch_georef_file(tree, pid, s1_name)
-        try:
-            with rasterio.open(path) as src:
-                crs, b = src.crs, src.bounds
-        except RasterioError as exc:
-            raise ValueError(f"patch {pid}: cannot read the georeferencing of {path} ({exc})") from exc
-        if crs is None:
-            raise ValueError(f"patch {pid}: {path} has no CRS; expected a georeferenced GeoTIFF")
-        lon, lat = transform(crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
-        out[i] = (lat[0], lon[0])
+        out[i] = raster_centre_wgs84(_patch_georef_file(tree, pid, s1_name))
     return out
 
 

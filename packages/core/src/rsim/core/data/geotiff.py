@@ -85,6 +85,34 @@ def write_geotiff(path: str | os.PathLike[str], array: np.ndarray, profile: dict
     return final
 
 
+def raster_centre_wgs84(path: str | os.PathLike[str]) -> tuple[float, float]:
+    """``(latitude, longitude)`` in degrees (WGS84) of the centre of a georeferenced raster's bounds.
+
+    The bounds centre is reprojected with PROJ (through ``rasterio.warp.transform``).
+
+    Raises:
+        FileNotFoundError: The file is missing.
+        DataFormatError: The file is unreadable, has no CRS, or its centre does not transform.
+    """
+    from rasterio.warp import transform
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"georeferenced raster {path} is missing")
+    try:
+        with rasterio.open(path) as src:
+            crs, bounds = src.crs, src.bounds
+    except RasterioError as exc:
+        raise DataFormatError(f"cannot read {path} ({exc}); expected a georeferenced GeoTIFF") from exc
+    if crs is None:
+        raise DataFormatError(f"{path} has no CRS; expected a georeferenced GeoTIFF (e.g. UTM)")
+    x, y = 0.5 * (bounds.left + bounds.right), 0.5 * (bounds.bottom + bounds.top)
+    lon, lat = transform(crs, "EPSG:4326", [x], [y])
+    if not (np.isfinite(lat[0]) and np.isfinite(lon[0])):
+        raise DataFormatError(f"{path}: the centre ({x}, {y}) in {crs} does not transform to WGS84")
+    return float(lat[0]), float(lon[0])
+
+
 def valid_mask(array: np.ndarray, nodata: float | None) -> np.ndarray:
     """``(H, W)`` mask of pixels that are finite and not nodata in every band of a ``(C, H, W)`` array."""
     mask = np.ones(array.shape[-2:], dtype=bool)

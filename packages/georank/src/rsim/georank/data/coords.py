@@ -1,4 +1,4 @@
-"""Patch-centre coordinates in WGS84 from each patch's georeferencing (GeoTIFF bounds + CRS, via pyproj).
+"""Patch-centre coordinates in WGS84 from each patch's georeferencing (GeoTIFF bounds + CRS, via rsim.core).
 
 The centre of the raster bounds is transformed from the file's CRS (UTM for BigEarthNet and SSL4EO-S12) to
 EPSG:4326. Dataset-wide computation runs on Dask (``rsim.core.parallel``) and is cached in a parquet file
@@ -9,48 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import rasterio
-from pyproj import Transformer
-from rasterio.errors import RasterioError
 from rsim.core.data import BigEarthNetV2Tree
+from rsim.core.data.geotiff import raster_centre_wgs84
 from rsim.core.errors import DataFormatError, MissingKeyError
 from rsim.core.io import atomic_path
-
-
-@lru_cache(maxsize=64)
-def _to_wgs84(crs_wkt: str) -> Transformer:
-    return Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)
-
-
-def raster_centre_wgs84(path: str | os.PathLike[str]) -> tuple[float, float]:
-    """``(lat, lon)`` in degrees of the centre of a georeferenced raster's bounds.
-
-    Raises:
-        FileNotFoundError: The file is missing.
-        DataFormatError: The file is unreadable or has no CRS.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"georeferenced raster {path} is missing")
-    try:
-        with rasterio.open(path) as src:
-            crs, bounds = src.crs, src.bounds
-    except RasterioError as exc:
-        raise DataFormatError(f"cannot read {path} ({exc}); expected a georeferenced GeoTIFF") from exc
-    if crs is None:
-        raise DataFormatError(f"{path} has no CRS; expected a georeferenced GeoTIFF (e.g. UTM)")
-    x = 0.5 * (bounds.left + bounds.right)
-    y = 0.5 * (bounds.bottom + bounds.top)
-    lon, lat = _to_wgs84(crs.to_wkt()).transform(x, y)
-    if not (np.isfinite(lat) and np.isfinite(lon)):
-        raise DataFormatError(f"{path}: the centre ({x}, {y}) in {crs} does not transform to WGS84")
-    return float(lat), float(lon)
 
 
 def _benv2_chunk(args: tuple[str, list[str], str]) -> list[tuple[float, float]]:
