@@ -86,3 +86,19 @@ def test_rico_hdl_bands_are_all_present() -> None:
     store = LmdbPatchStore(BENV2 / "expected" / "BigEarthNet_LMDB")
     assert sorted(store.read(S2_SAMPLE)) == sorted(S2_BANDS)
     assert sorted(store.read(S1_SAMPLE)) == sorted(S1_BANDS)
+
+
+def test_truncated_or_corrupt_values_are_named() -> None:
+    from rsim.core.data.lmdb_store import decode_value, encode_value
+
+    blob = encode_value({"B02": np.arange(12, dtype=np.uint16).reshape(3, 4), "VV": np.ones((2, 2), np.float32)})
+    decoded = decode_value(blob, key="k", store="s")
+    np.testing.assert_array_equal(decoded["B02"], np.arange(12, dtype=np.uint16).reshape(3, 4))
+    assert decoded["VV"].dtype == np.float32 and decoded["B02"].flags.owndata
+    assert list(decode_value(blob, key="k", store="s", bands=["VV"])) == ["VV"]
+    with pytest.raises(DataFormatError, match=r"s: value of key 'k' .*do not fit"):
+        decode_value(blob[:-5], key="k", store="s")
+    with pytest.raises(DataFormatError, match="shorter than the 8-byte"):
+        decode_value(blob[:3], key="k", store="s")
+    with pytest.raises(DataFormatError, match="exceeds"):
+        decode_value(b"\xff" * 8 + blob[8:], key="k", store="s")

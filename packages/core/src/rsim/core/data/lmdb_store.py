@@ -46,14 +46,52 @@ def encode_value(arrays: Mapping[str, np.ndarray]) -> bytes:
     return save({name: np.ascontiguousarray(a) for name, a in arrays.items()})
 
 
-def decode_value(blob: bytes, *, key: str, store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Deserialise a safetensors blob, naming the store and key on failure."""
-    from safetensors.numpy import load
+_NUMPY_DTYPES = {
+    "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16, "I16": np.int16, "F16": np.float16,
+    "U32": np.uint32, "I32": np.int32, "F32": np.float32, "U64": np.uint64, "I64": np.int64, "F64": np.float64,
+}  # fmt: skip
 
+
+def decode_value(
+    blob: bytes | memoryview, *, key: str, store: str | os.PathLike[str], bands: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Deserialise (the ``bands`` of) a safetensors blob into owned arrays, naming the store and key on failure.
+
+    The header is parsed here and each tensor is copied once out of ``blob``, which may be a buffer into the
+    LMDB map that is only valid inside its transaction. The layout is the safetensors format: an 8-byte
+    little-endian header length, a JSON header ``{name: {dtype, shape, data_offsets}}``, then the data.
+    """
+    import json
+
+    def bad(reason: str) -> DataFormatError:
+        return DataFormatError(f"{store}: value of key {key!r} is not a valid safetensors blob ({reason})")
+
+    view = memoryview(blob)
+    if len(view) < 8:
+        raise bad(f"{len(view)} bytes, shorter than the 8-byte header length")
+    header_len = int.from_bytes(view[:8], "little")
+    if header_len > len(view) - 8:
+        raise bad(f"header length {header_len} exceeds the {len(view)}-byte value (truncated?)")
     try:
-        return load(bytes(blob))
-    except Exception as exc:  # safetensors raises its own SafetensorError
-        raise DataFormatError(f"{store}: value of key {key!r} is not a valid safetensors blob ({exc})") from exc
+        header = json.loads(bytes(view[8 : 8 + header_len]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad(f"unreadable JSON header: {exc}") from exc
+    names = [n for n in header if n != "__metadata__"] if bands is None else list(bands)
+    data_start, out = 8 + header_len, {}
+    for name in names:
+        if name not in header:
+            continue  # the caller reports absent bands with the list of present ones
+        info = header[name]
+        dtype = _NUMPY_DTYPES.get(info.get("dtype"))
+        start, end = info.get("data_offsets", (0, -1))
+        shape = tuple(info.get("shape", ()))
+        if dtype is None:
+            raise bad(f"tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
+        count = int(np.prod(shape)) if shape else 1
+        if end - start != count * np.dtype(dtype).itemsize or data_start + end > len(view) or start < 0:
+            raise bad(f"tensor {name!r} offsets {start}..{end} do not fit its shape {shape} and the value")
+        out[name] = np.frombuffer(view, dtype=dtype, count=count, offset=data_start + start).reshape(shape).copy()
+    return out
 
 
 class LmdbPatchStore:
@@ -130,11 +168,11 @@ class LmdbPatchStore:
         Raises:
             MissingKeyError: ``key`` is absent, or a requested band is not in the value.
         """
-        with self._open().begin() as txn:
+        with self._open().begin(buffers=True) as txn:  # zero-copy view into the map, copied once per band
             blob = txn.get(key.encode("utf-8"))
             if blob is None:
                 raise MissingKeyError(f"LMDB store {self.path} has no key {key!r}")
-            arrays = decode_value(blob, key=key, store=self.path)
+            arrays = decode_value(blob, key=key, store=self.path, bands=bands)
         if bands is None:
             return arrays
         missing = [b for b in bands if b not in arrays]
