@@ -21,30 +21,19 @@ from pathlib import Path
 import torch
 
 
-def _trainer(tmp: Path, accelerator: str, precision: str):  # type: ignore[no-untyped-def]
-    from lightning.pytorch import Trainer
-
-    return Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-
-
 def check_core(tmp: Path, accelerator: str = "cuda", precision: str = "16-mixed", small: bool = False) -> float:
     """reBEN ResNet-50 on a generated v2 archive read through LMDB, transforms on the GPU."""
     from rsim.core.data import BigEarthNetDataModule
     from rsim.core.data.encode import encode_bigearthnet
     from rsim.core.tasks import MultiLabelClassificationTask
-    from rsim.core.testing import write_benv2_fixture
+    from rsim.core.testing import fit_one_step, write_benv2_fixture
 
     fixture = write_benv2_fixture(tmp / "ben", splits={"train": 8, "validation": 2, "test": 2})
     encode_bigearthnet(fixture.root, tmp / "ben.lmdb", processes=False, n_workers=1, show_progress=False)
     dm = BigEarthNetDataModule(lmdb=str(tmp / "ben.lmdb"), metadata=str(fixture.metadata_path), bands="S1S2",
                                batch_size=8, num_workers=2)  # fmt: skip
     task = MultiLabelClassificationTask("resnet18" if small else "resnet50", in_channels=12)
-    trainer = _trainer(tmp, accelerator, precision)
-    trainer.fit(task, dm)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, dm, tmp, accelerator=accelerator, precision=precision)
 
 
 CHECKS: dict[str, tuple[str, Callable[..., float]]] = {

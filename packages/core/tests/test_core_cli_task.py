@@ -110,3 +110,19 @@ def test_atomic_file_gets_normal_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_fit_one_step_runs_device_transforms_and_reports_the_loss(benv2_fixture, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rsim.core.data import BigEarthNetDataModule
+    from rsim.core.testing import fit_one_step
+
+    def parts() -> tuple[MultiLabelClassificationTask, BigEarthNetDataModule]:
+        task = MultiLabelClassificationTask("resnet18", in_channels=3, backbone_kwargs={"layers": [1, 1, 1, 1]})
+        return task, BigEarthNetDataModule(root=str(benv2_fixture.root), bands="RGB", batch_size=2, num_workers=0)
+
+    task, data = parts()
+    loss = fit_one_step(task, data, tmp_path, accelerator="cpu", precision="32-true")
+    assert math.isfinite(loss) and loss > 0
+    task, data = parts()
+    with pytest.raises(KeyError, match="logged no 'train_loss'"):
+        fit_one_step(task, data, tmp_path, accelerator="cpu", precision="32-true", loss_key="train_loss")

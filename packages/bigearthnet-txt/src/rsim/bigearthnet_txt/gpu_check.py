@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from lightning.pytorch import Trainer
 from rsim.bigearthnet_txt.data import BigEarthNetTxtDataModule
 from rsim.bigearthnet_txt.generate import GeneratorConfig
 from rsim.bigearthnet_txt.pipeline import ShardTask, annotate, select_patches
 from rsim.bigearthnet_txt.tasks import RSInternVLTask
 from rsim.core.data import BigEarthNetV2Tree
-from rsim.core.testing import write_benv2_fixture
+from rsim.core.testing import fit_one_step, write_benv2_fixture
 
 
 def char_tokenizer(texts: list[str], out: Path) -> Path:
@@ -54,9 +53,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
         str(tokenizer), lm_config=tiny_lm_config(256, 64 if small else 896), encoder="vit_small_patch16_224",
         encoder_kwargs=vit,
     )  # fmt: skip
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

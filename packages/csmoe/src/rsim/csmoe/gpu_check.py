@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
 from rsim.core.data import BigEarthNetDataModule
-from rsim.core.testing import write_benv2_fixture
+from rsim.core.testing import fit_one_step, write_benv2_fixture
 from rsim.csmoe.tasks import CSMoEPretrainTask
 
 
@@ -22,9 +21,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
         else {"vit_size": "base"}
     )  # fmt: skip
     task = CSMoEPretrainTask(**size, moe_layers=["shared"], input_bands="S1S2")
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train_loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision, loss_key="train_loss")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from rsim.core.testing import fit_one_step
 from rsim.georank.data.datamodules import SSL4EODataModule, Views
 from rsim.georank.data.testing import write_ssl4eo_fixture
 from rsim.georank.tasks import BYOL, GeoRankConfig
@@ -24,9 +24,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
                             views=Views(extra=["brightness", "gaussian_blur"]))  # fmt: skip
     kwargs = {"proj_hidden_dim": 64, "proj_dim": 32, "pred_hidden_dim": 64} if small else {}
     task = BYOL(backbone="resnet10t" if small else "resnet18", in_channels=10, georank=GeoRankConfig(), **kwargs)
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

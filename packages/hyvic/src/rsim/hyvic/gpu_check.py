@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from rsim.core.testing import fit_one_step
 from rsim.hyvic.data.datamodule import HyperspectralDataModule
 from rsim.hyvic.data.testing import write_hyspecnet_fixture
 from rsim.hyvic.tasks import HyVICTask
@@ -18,9 +18,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
     width = 16 if small else 64
     config = {"in_channels": 202, "num_stages": 2, "width": width, "latent_channels": width, "hyper_channels": width}
     task = HyVICTask(model_config=config)
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
-from rsim.core.testing import write_benv2_fixture
+from rsim.core.testing import fit_one_step, write_benv2_fixture
 from rsim.nar.data.bigearthnet import NoisyBigEarthNetDataModule
 from rsim.nar.tasks import NoisyLabelTask
 
@@ -21,9 +20,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
     task = NoisyLabelTask(
         method="nar_elr", backbone="test_resnet" if small else "resnet18", in_channels=10, num_classes=19
     )
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from rsim.core.testing import fit_one_step
 from rsim.radiomap.data.datamodule import RadioMapDataModule
 from rsim.radiomap.generator import GeneratorConfig, generate_dataset
 from rsim.radiomap.tasks import RadioMapTask
@@ -18,9 +18,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
     generate_dataset(root, 3, cfg, processes=False, n_workers=1, show_progress=False)
     data = RadioMapDataModule(root=str(root), snda=True, batch_size=4)
     task = RadioMapTask(in_channels=data.num_channels, width_mult=0.125 if small else 1.0)
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

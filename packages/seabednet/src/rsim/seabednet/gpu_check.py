@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from rsim.core.testing import fit_one_step
 from rsim.seabednet.data.datamodule import MagicBathyNetDataModule
 from rsim.seabednet.data.testing import write_magicbathynet
 from rsim.seabednet.tasks import SeabedNetTask
@@ -16,9 +16,4 @@ def run(tmp: Path, accelerator: str = "cuda", precision: Any = "16-mixed", small
     root = write_magicbathynet(tmp / "magicbathynet", num_patches=6, seed=0)
     data = MagicBathyNetDataModule(root=str(root), site="agia_napa", modality="spot6", batch_size=2, input_size=256)
     task = SeabedNetTask(in_channels=3, features=8 if small else 64, num_classes=5, undefined_index=4)
-    trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=1, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-    )  # fmt: skip
-    trainer.fit(task, data)
-    return float(trainer.callback_metrics["train/loss"])
+    return fit_one_step(task, data, tmp, accelerator=accelerator, precision=precision)

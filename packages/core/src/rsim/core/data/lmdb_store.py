@@ -7,6 +7,7 @@ reference maps under ``<patch>_reference_map`` with the tensor name ``Data``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,11 +28,8 @@ def _close_inherited_envs() -> None:
     registry; stores are opened read-only without locks, so closing the inherited handles is safe.
     """
     for key in [k for k in _ENVS if k[1] != os.getpid()]:
-        env = _ENVS.pop(key)
-        try:
-            env.close()
-        except Exception:  # a handle the child cannot close is simply dropped
-            pass
+        with contextlib.suppress(Exception):  # a handle the child cannot close is simply dropped
+            _ENVS.pop(key).close()
 
 
 if hasattr(os, "register_at_fork"):
