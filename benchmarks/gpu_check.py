@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-smoke", action="store_true", help="run small models on the CPU in fp32 (tests the script)"
     )
+    parser.add_argument("--only", nargs="+", metavar="PACKAGE", help="check only these packages, e.g. rsim-hyvic")
     ns = parser.parse_args(argv)
     accelerator, precision = ("cpu", "32-true") if ns.cpu_smoke else ("cuda", "16-mixed")
     if not ns.cpu_smoke and not torch.cuda.is_available():
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu_check: {device}, torch {torch.__version__}")
     register_package_checks()
     failed = 0
+    unknown = set(ns.only or ()) - set(CHECKS)
+    if unknown:
+        print(f"gpu_check: unknown or uninstalled package(s) {sorted(unknown)}; known: {sorted(CHECKS)}")
+        return 2
     for package, (_module, check) in CHECKS.items():
+        if ns.only and package not in ns.only:
+            continue
         if not ns.cpu_smoke:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()

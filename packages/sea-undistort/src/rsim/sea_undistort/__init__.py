@@ -1,0 +1,1 @@
+"""Sea-Undistort: through-water image restoration."""

@@ -1,0 +1,1 @@
+"""TerraScope: pixel-grounded geospatial reasoning."""
