@@ -3,7 +3,8 @@
 FLOPs = 2 × multiply-accumulates of matmuls and convolutions (biases, norms, softmax and activations are not
 counted, as in ``FlopCounterMode``). ``scope="blocks"`` counts only the transformer blocks (attention + MLP);
 ``scope="total"`` counts the whole forward (patch embedding and head included) [assumption: the paper's scope is
-unknown, both are reported].
+unknown, both are reported]. "Blocks" are timm ``Block``s (also DOFA/Prithvi/CROMA), CROMA joint-encoder layers
+and timm ResNet ``Bottleneck``/``BasicBlock`` (shortcut included).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ def measure_flops(model: nn.Module, x: Tensor, scope: FlopsScope = "total") -> i
         def post(_m: nn.Module, _a: object, _o: object) -> None:
             block_flops[0] += counter.get_total_flops() - state["start"]
 
+        from rsim.slimming.cnn import CNN_BLOCKS
+        from rsim.slimming.models.croma import CromaCrossBlock
+
         for m in model.modules():
-            if isinstance(m, Block):
+            if isinstance(m, (Block, CromaCrossBlock, *CNN_BLOCKS)):
                 handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
     try:
         with torch.no_grad(), counter:
@@ -50,17 +54,22 @@ def measure_flops(model: nn.Module, x: Tensor, scope: FlopsScope = "total") -> i
 
 
 def vit_flops(
-    model: VisionTransformer, s: float = 1.0, mode: SlimMode = "width", scope: FlopsScope = "total", batch: int = 1
+    model: VisionTransformer,
+    s: float = 1.0,
+    mode: SlimMode = "width",
+    scope: FlopsScope = "total",
+    batch: int = 1,
+    embed: bool = False,
 ) -> int:
     """Analytic FLOPs of a (full-size) timm ``VisionTransformer`` slimmed to width ``s``, for one image batch.
 
     Counts qkv, q·kᵀ, attention·v, output projection, fc1 and fc2 per block; with ``total`` also the patch
-    embedding and a linear head.
+    embedding and a linear head. ``embed=True``: the residual width is cut to ``⌊s·D⌋`` too.
     """
-    embed = model.patch_embed
-    n_patches = int(embed.num_patches)
+    patch = model.patch_embed
+    n_patches = int(patch.num_patches)
     tokens = n_patches + int(getattr(model, "num_prefix_tokens", 1))
-    dim = int(model.embed_dim)
+    dim = keep_count(int(model.embed_dim), s) if embed else int(model.embed_dim)
     total = 0
     for block in model.blocks:
         if not isinstance(block, Block):
@@ -77,10 +86,10 @@ def vit_flops(
         macs += 2 * tokens * dim * hidden
         total += 2 * macs
     if scope == "total":
-        proj = embed.proj
+        proj = patch.proj
         assert isinstance(proj, nn.Conv2d)
-        total += 2 * n_patches * proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1] * proj.out_channels
+        total += 2 * n_patches * proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1] * dim
         head = model.head
         if isinstance(head, nn.Linear):
-            total += 2 * head.in_features * head.out_features
+            total += 2 * dim * head.out_features
     return total * batch

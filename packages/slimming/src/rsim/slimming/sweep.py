@@ -20,9 +20,9 @@ from rsim.core.io import atomic_path
 from rsim.slimming.analysis import analyse_features
 from rsim.slimming.data.eurosat import EUROSAT_BANDS, EuroSATFolder, split_indices
 from rsim.slimming.flops import measure_flops
-from rsim.slimming.models.foundation import encode, load_encoder
+from rsim.slimming.models.foundation import encode, input_channels, load_encoder
 from rsim.slimming.probes import evaluate, knn_scores, linear_probe_scores
-from rsim.slimming.slim import PAPER_WIDTHS, AttnScale, SlimMode, slim
+from rsim.slimming.slim import PAPER_WIDTHS, AttnScale, SlimMode, SlimOrder, slim
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
@@ -120,12 +120,14 @@ def run_sweep(
     model: nn.Module, sets: Sequence[FeatureSet], *, model_name: str, input_shape: Sequence[int],
     widths: Sequence[float] = PAPER_WIDTHS, mode: SlimMode = "width", attn_scale: AttnScale = "sliced",
     probes: Sequence[str] = ("linear", "knn"), probe_epochs: int = 30, probe_lr: float = 1e-3, knn_k: int = 20,
-    device: str = "cpu", analyses: bool = True, log: Callable[[str], None] = print,
+    device: str = "cpu", analyses: bool = True, log: Callable[[str], None] = print, embed: bool = False,
+    order: SlimOrder = "prefix",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
     """Slim ``model`` to every width, extract frozen features, probe; return (per-width rows, analysis rows).
 
-    Each row holds ``model, dataset, probe, width, metric, value, relative, flops_total, flops_blocks,
-    rel_flops_total, rel_flops_blocks``; ``relative = value / value(s=1)``.
+    Each row holds ``model, dataset, probe, width, slim_embed, metric, value, flops_total, flops_blocks,
+    rel_flops_total, rel_flops_blocks, relative``; ``relative = value / value(s=1)``. ``embed=True`` also cuts
+    the residual width (``slim(..., embed=True)``, FLOPs ∝ s²); ``order='l1'`` keeps the highest-L1 units.
     """
     dev = torch.device(device)
     rows: list[dict[str, Any]] = []
@@ -133,14 +135,19 @@ def run_sweep(
     dummy = torch.zeros(1, *input_shape, device=dev)
     full: dict[str, int] = {}
     for s in widths:
-        small = slim(model, s, mode, attn_scale).to(dev).eval()
+        small = slim(model, s, mode, attn_scale, embed=embed, order=order).to(dev).eval()
         flops = {"total": measure_flops(small, dummy, "total"), "blocks": measure_flops(small, dummy, "blocks")}
         full = full or flops
         for fs in sets:
             xtr, ytr = _features(small, fs.train, dev)
             xte, yte = _features(small, fs.test, dev)
             if analyses:
-                a = analyse_features(xte.cpu().numpy()) if len(xte) > 2 else None
+                a = None
+                if len(xte) > 2:
+                    try:
+                        a = analyse_features(xte.cpu().numpy())
+                    except ValueError as err:  # e.g. D' = 1 after residual slimming: constant LayerNorm output
+                        log(f"{fs.name} s={s:.4f}: feature analysis skipped ({err})")
                 if a is not None:
                     stats.append({"model": model_name, "dataset": fs.name, "width": s, "dim": xte.shape[1],
                                   "n90": a.n90, "n95": a.n95, "mean_abs_corr": a.mean_abs_corr,
@@ -157,7 +164,8 @@ def run_sweep(
                 else:
                     raise ValueError(f"unknown probe {probe!r} (linear, knn)")
                 rows.append({
-                    "model": model_name, "dataset": fs.name, "probe": probe, "width": s,
+                    "model": model_name, "dataset": fs.name, "probe": probe, "width": s, "slim_embed": embed,
+                    "order": order,
                     "metric": "map_macro" if fs.multilabel else "accuracy", "value": value,
                     "flops_total": flops["total"], "flops_blocks": flops["blocks"],
                     "rel_flops_total": flops["total"] / full["total"],
@@ -233,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``slimming sweep`` (``--config`` YAML keys use the long option names with underscores)."""
     p = argparse.ArgumentParser(prog="slimming sweep", description="post-hoc slimming sweep with frozen probes")
     p.add_argument("--config", help="YAML file of option defaults (keys = option names with underscores)")
-    p.add_argument("--model", default="ssl4eo", help="ssl4eo | scalemae | prithvi | a timm model name")
+    p.add_argument(
+        "--model", default="ssl4eo",
+        help="ssl4eo | ssl4eo_resnet50 | scalemae | prithvi | dofa | croma | a timm model name",
+    )  # fmt: skip
     p.add_argument("--weights", help="local weights file in the model's official key layout")
     p.add_argument("--checkpoint", help="a `slimming train` checkpoint (its encoder is evaluated)")
     p.add_argument("--model-kwargs", default="{}", help="JSON builder arguments, e.g. '{\"in_chans\": 10}'")
@@ -251,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", default=",".join(f"{w:g}" for w in PAPER_WIDTHS))
     p.add_argument("--mode", choices=("width", "heads"), default="width")
     p.add_argument("--attn-scale", choices=("sliced", "original"), default="sliced")
+    p.add_argument(
+        "--slim-embed", action="store_true",
+        help="also cut the residual width D (FLOPs ~ s^2; reaches 1%% FLOPs) [assumption, off by default]",
+    )  # fmt: skip
+    p.add_argument(
+        "--order", choices=("prefix", "l1"), default="prefix",
+        help="which units to keep: the first ones (paper formalisation) or the largest L1 norm [assumption]",
+    )  # fmt: skip
     p.add_argument("--probes", default="linear,knn")
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--probe-lr", type=float, default=1e-3)
@@ -270,8 +289,7 @@ def _load_model(a: argparse.Namespace) -> tuple[nn.Module, str, int]:
         return task.encoder, a.name or Path(a.checkpoint).stem, int(task.hparams["in_channels"])
     kwargs = json.loads(a.model_kwargs)
     model = load_encoder(a.model, a.weights, **kwargs)
-    proj = model.patch_embed.proj  # type: ignore[union-attr]
-    return model, a.name or a.model, int(proj.in_channels)  # type: ignore[union-attr, arg-type]
+    return model, a.name or a.model, input_channels(model)
 
 
 def sweep_main(argv: list[str]) -> int:
@@ -303,7 +321,7 @@ def sweep_main(argv: list[str]) -> int:
     rows, stats = run_sweep(
         model, sets, model_name=name, input_shape=(chans, a.img_size, a.img_size), widths=widths, mode=a.mode,
         attn_scale=a.attn_scale, probes=a.probes.split(","), probe_epochs=a.probe_epochs, probe_lr=a.probe_lr,
-        knn_k=a.knn_k, device=a.device,
+        knn_k=a.knn_k, device=a.device, embed=bool(a.slim_embed), order=a.order,
     )  # fmt: skip
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

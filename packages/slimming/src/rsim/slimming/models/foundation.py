@@ -13,6 +13,12 @@ Key layouts (written from the published model code's structure; nothing is downl
   tubelet 1, ``cls_token``, ``pos_embed`` ``[1, 1 + T·L, D]``, ``blocks.N.*`` (timm Block), ``norm.*``; the MAE
   decoder keys (``decoder_*``, ``mask_token``) are dropped; an ``encoder.`` prefix (Prithvi-EO-2.0) is stripped
   [code: Prithvi model card].
+- ``dofa``: DOFA ViT (wavelength-conditioned dynamic patch embedding), :mod:`rsim.slimming.models.dofa`, through
+  :func:`~rsim.slimming.models.dofa.convert_dofa_checkpoint` [code: zhu-xlab/DOFA, torchgeo].
+- ``croma``: CROMA radar/optical/joint ViTs with 2-D ALiBi, :mod:`rsim.slimming.models.croma`, through
+  :func:`~rsim.slimming.models.croma.convert_croma_checkpoint` [code: antofuller/CROMA].
+- ``ssl4eo_resnet50``: torchgeo's SSL4EO-S12 ResNet-50 (MoCo/DINO, 13 bands) = timm ``resnet50`` keys
+  (``conv1``, ``bn1``, ``layerN.M.*``), ``fc.*`` ignored [code: torchgeo]; slimmed by :mod:`rsim.slimming.cnn`.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 
 __all__ = [
+    "CONVERTERS",
     "ENCODERS",
     "PrithviEncoder",
     "build_prithvi",
     "build_scalemae",
+    "build_ssl4eo_resnet50",
     "build_ssl4eo_vit_s16",
     "encode",
+    "input_channels",
     "load_encoder",
     "load_weights",
     "sincos_pos_embed",
@@ -101,6 +110,37 @@ def build_ssl4eo_vit_s16(in_chans: int = 13, img_size: int = 224, **kwargs: Any)
         "vit_small_patch16_224", pretrained=False, in_chans=in_chans, img_size=img_size, num_classes=0, **kwargs
     )
     return model
+
+
+def build_ssl4eo_resnet50(in_chans: int = 13, model_name: str = "resnet50", **kwargs: Any) -> nn.Module:
+    """SSL4EO-S12 ResNet-50 (13-band L1C / 10000) [code: torchgeo]; pooled features, no classifier."""
+    return timm.create_model(model_name, pretrained=False, in_chans=in_chans, num_classes=0, **kwargs)
+
+
+def _build_dofa(**kwargs: Any) -> nn.Module:
+    from rsim.slimming.models.dofa import build_dofa
+
+    return build_dofa(**kwargs)
+
+
+def _build_croma(**kwargs: Any) -> nn.Module:
+    from rsim.slimming.models.croma import build_croma
+
+    return build_croma(**kwargs)
+
+
+def _convert_dofa(state: Mapping[str, Any], model: nn.Module, source: str) -> dict[str, Tensor]:
+    from rsim.slimming.models.dofa import DOFAEncoder, convert_dofa_checkpoint
+
+    assert isinstance(model, DOFAEncoder)
+    return convert_dofa_checkpoint(state, model, source)
+
+
+def _convert_croma(state: Mapping[str, Any], model: nn.Module, source: str) -> dict[str, Tensor]:
+    from rsim.slimming.models.croma import CROMA, convert_croma_checkpoint
+
+    assert isinstance(model, CROMA)
+    return convert_croma_checkpoint(state, model, source)
 
 
 def build_scalemae(res: float = 1.0, img_size: int = 224, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
@@ -182,6 +222,15 @@ ENCODERS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...], tuple[str, 
         ("head.", "fc_norm.", "decoder", "mask_token", "fpn", "pos_embed"),
     ),
     "prithvi": (build_prithvi, ("encoder.", "module."), ("decoder", "mask_token")),
+    "dofa": (_build_dofa, (), ()),
+    "croma": (_build_croma, (), ()),
+    "ssl4eo_resnet50": (build_ssl4eo_resnet50, ("module.",), ("fc.",)),
+}
+
+#: name -> converter(state, model, source) from the official key layout to the model's own keys.
+CONVERTERS: dict[str, Callable[[Mapping[str, Any], nn.Module, str], dict[str, Tensor]]] = {
+    "dofa": _convert_dofa,
+    "croma": _convert_croma,
 }
 
 
@@ -189,7 +238,8 @@ def load_encoder(kind: str, weights: str | os.PathLike[str] | None = None, **kwa
     """Build the ``kind`` encoder (see :data:`ENCODERS`; any other name is a timm model) and load local weights.
 
     Args:
-        kind: ``ssl4eo``, ``scalemae``, ``prithvi`` or a timm model name (created with ``num_classes=0``).
+        kind: ``ssl4eo``, ``scalemae``, ``prithvi``, ``dofa``, ``croma``, ``ssl4eo_resnet50`` or a timm model name
+            (created with ``num_classes=0``).
         weights: Local ``.safetensors``/torch file in the model's official key layout; random init if ``None``.
         **kwargs: Builder arguments (``in_chans``, ``img_size``, ...).
     """
@@ -204,8 +254,25 @@ def load_encoder(kind: str, weights: str | os.PathLike[str] | None = None, **kwa
         state = load_state_dict_file(weights)
         if "model" in state and isinstance(state["model"], dict):  # Scale-MAE / MAE training checkpoints
             state = state["model"]
-        load_weights(model, _strip(state, strip), str(weights), ignore)
+        state = _strip(state, strip)
+        if kind in CONVERTERS:
+            state = CONVERTERS[kind](state, model, str(weights))
+        load_weights(model, state, str(weights), ignore)
+    hook = getattr(model, "after_load", None)
+    if callable(hook):
+        hook()  # e.g. DOFA's cached patch kernel
     return model.eval()
+
+
+def input_channels(model: nn.Module) -> int:
+    """Input channels of an encoder: its ``in_chans`` attribute, else the first convolution/linear embedding."""
+    chans = getattr(model, "in_chans", None)
+    if isinstance(chans, int):
+        return chans
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d):
+            return int(m.in_channels)
+    raise TypeError(f"cannot tell the input channels of {type(model).__name__}")
 
 
 def encode(model: nn.Module, x: Tensor) -> Tensor:
