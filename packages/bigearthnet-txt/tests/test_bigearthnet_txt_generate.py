@@ -112,3 +112,14 @@ def test_real_patch_centre_and_caption() -> None:
     cap = generate_patch(attrs, ctx, GeneratorConfig(), 0)[0]["output"]
     for fact in ("Austria", "summer", "Cfb", "708,000 m²", "Arable land", "Pastures", "2 separate regions"):
         assert fact in cap
+
+
+def test_only_the_largest_class_is_called_dominant() -> None:
+    ref = np.full((120, 120), 211, dtype=np.uint16)  # arable land 60 %
+    ref[:, 72:] = 311  # broad-leaved forest 40 %: also primary (> 25 %)
+    for seed in range(6):
+        text = next(r["output"] for r in generate_patch(extract_attributes(ref), _ctx(), GeneratorConfig(), seed))
+        for sentence in re.split(r"(?<=\.) ", text):
+            if "dominates" in sentence or "largest part" in sentence:
+                assert "Arable land" in sentence and "Broad-leaved forest" not in sentence
+        assert "Broad-leaved forest" in text and "40%" in text

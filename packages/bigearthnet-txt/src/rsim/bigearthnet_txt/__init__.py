@@ -2,10 +2,25 @@
 
 from rsim.bigearthnet_txt.attributes import AttributeConfig, PatchAttributes, extract_attributes
 from rsim.bigearthnet_txt.data import BigEarthNetTxtDataModule
-from rsim.bigearthnet_txt.evaluate import evaluate_predictions, parse_box, parse_letter, parse_yes_no
+from rsim.bigearthnet_txt.evaluate import (
+    bert_score,
+    evaluate_predictions,
+    meteor,
+    meteor_scores,
+    parse_box,
+    parse_letter,
+    parse_yes_no,
+)
 from rsim.bigearthnet_txt.generate import COLUMNS, GeneratorConfig, PatchContext, generate_patch
 from rsim.bigearthnet_txt.pipeline import generate_archive, read_annotations
-from rsim.bigearthnet_txt.rewrite import IdentityRewriter, Rewriter, check_rewrite, rewrite_rows
+from rsim.bigearthnet_txt.rewrite import (
+    IdentityRewriter,
+    LLMRewriterConfig,
+    Rewriter,
+    TransformersRewriter,
+    check_rewrite,
+    rewrite_rows,
+)
 
 __all__ = [
     "COLUMNS",
@@ -13,14 +28,19 @@ __all__ = [
     "BigEarthNetTxtDataModule",
     "GeneratorConfig",
     "IdentityRewriter",
+    "LLMRewriterConfig",
     "PatchAttributes",
     "PatchContext",
     "Rewriter",
+    "TransformersRewriter",
+    "bert_score",
     "check_rewrite",
     "evaluate_predictions",
     "extract_attributes",
     "generate_archive",
     "generate_patch",
+    "meteor",
+    "meteor_scores",
     "parse_box",
     "parse_letter",
     "parse_yes_no",

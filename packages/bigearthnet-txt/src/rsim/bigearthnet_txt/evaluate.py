@@ -5,15 +5,21 @@ closest-reference brevity penalty, ROUGE-L (LCS F-measure, beta 1.2, mean over c
 cosine with clipping and a Gaussian length penalty, sigma 6, x10; document frequencies from the references).
 They are written here (about 100 lines) because pycocoevalcap ships Java jars and a Java tokenizer; texts are
 lower-cased and split on non-alphanumeric characters instead.
+
+METEOR is the reference METEOR 1.5 jar run by pycocoevalcap (needs a Java runtime; the jar carries its own
+English synonym and paraphrase data). BERTScore is torchmetrics' implementation run on a local encoder folder;
+SBERT cosine mean-pools a local sentence encoder's last hidden states (sentence-transformers' default pooling).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import shutil
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -163,17 +169,175 @@ def cider(candidates: Sequence[str], references: Sequence[Sequence[str]], max_n:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def evaluate_predictions(frame: pd.DataFrame, *, mode: ParseMode = "strict") -> dict[str, pd.DataFrame]:
+def java_available() -> bool:
+    """Whether a ``java`` executable is on the PATH (METEOR needs one)."""
+    return shutil.which("java") is not None
+
+
+def meteor_scores(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
+    """Corpus and per-caption METEOR 1.5 (``-l en -norm``; exact, stem, synonym and paraphrase matches).
+
+    One run of the METEOR 1.5 jar shipped by pycocoevalcap (the COCO caption toolkit); the corpus score
+    aggregates the match statistics of all captions, as pycocoevalcap reports it. Texts are tokenised like the
+    other caption metrics (lower-cased words) first. Starting the jar takes seconds (it loads its paraphrase table).
+
+    Raises:
+        RuntimeError: No Java runtime, or the METEOR process failed.
+    """
+    if not java_available():
+        raise RuntimeError("METEOR needs a Java runtime: no `java` on the PATH (e.g. apt-get install default-jre)")
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    if not candidates:
+        return 0.0, []
+    gts = {i: [" ".join(tokenize(r)) or "." for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(tokenize(c))] for i, c in enumerate(candidates)}
+    scorer = Meteor()
+    try:
+        score, per = scorer.compute_score(gts, res)
+    except (ValueError, BrokenPipeError) as exc:
+        scorer.meteor_p.kill()
+        err = scorer.meteor_p.stderr.read().decode(errors="replace")[-500:] if scorer.meteor_p.stderr else ""
+        raise RuntimeError(f"the METEOR 1.5 jar failed ({exc}); its stderr: {err}") from exc
+    return float(score), [float(x) for x in per]
+
+
+def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Corpus METEOR 1.5 (see :func:`meteor_scores`)."""
+    return meteor_scores(candidates, references)[0]
+
+
+def bert_score(
+    candidates: Sequence[str],
+    references: Sequence[Sequence[str]],
+    model_path: str | Path,
+    *,
+    num_layers: int | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+) -> dict[str, float]:
+    """Mean BERTScore precision, recall and F1 (no idf, no baseline rescaling) with a local encoder.
+
+    Args:
+        candidates: Predicted captions.
+        references: Reference captions per candidate (the best-matching reference counts).
+        model_path: Local folder of a transformers encoder and its tokenizer (never downloaded). The tokenizer must
+            add a start and an end token (BERT/RoBERTa style): torchmetrics drops the first and last token.
+        num_layers: Hidden layer whose embeddings are matched (default: the last one).
+        device: ``auto`` (CUDA when available) or a torch device string.
+        batch_size: Sentences per forward pass.
+
+    Raises:
+        FileNotFoundError: ``model_path`` has no ``config.json``.
+    """
+    from torchmetrics.functional.text.bert import bert_score as tm_bert_score
+
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"BERTScore model folder {path} has no config.json; expected a local transformers encoder saved with "
+            "save_pretrained (e.g. roberta-large; models are never downloaded)"
+        )
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    options: dict[str, Any] = {
+        "model_name_or_path": str(path), "num_layers": num_layers, "device": device, "batch_size": batch_size,
+        "max_length": 512, "truncation": True,
+    }  # fmt: skip
+    keys = ("precision", "recall", "f1")
+    if all(len(r) == 1 for r in references):
+        scores: dict[str, Any] = tm_bert_score(list(candidates), [r[0] for r in references], **options)
+        return {k: float(torch.as_tensor(scores[k]).float().mean()) for k in keys}
+    # several references: the best one per candidate and metric (one candidate at a time, because torchmetrics'
+    # multi-reference path fails on a single candidate)
+    best: dict[str, list[float]] = {k: [] for k in keys}
+    for cand, refs in zip(candidates, references, strict=True):
+        per = tm_bert_score([cand] * len(refs), list(refs), **options)
+        for k in keys:
+            best[k].append(float(torch.as_tensor(per[k]).max()))
+    return {k: float(np.mean(v)) for k, v in best.items()}
+
+
+def sbert_cosine(
+    candidates: Sequence[str],
+    references: Sequence[Sequence[str]],
+    model_path: str | Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 32,
+) -> float:
+    """Mean cosine similarity of mean-pooled sentence embeddings (SBERT-style) of caption and best reference.
+
+    Args:
+        candidates: Predicted captions.
+        references: Reference captions per candidate (the most similar one counts).
+        model_path: Local folder of a transformers encoder and its tokenizer (e.g. a sentence-transformers model
+            such as all-MiniLM-L6-v2, whose pooling is the attention-masked mean of the last hidden states).
+        device: ``auto`` (CUDA when available) or a torch device string.
+        batch_size: Sentences per forward pass.
+
+    Raises:
+        FileNotFoundError: ``model_path`` has no ``config.json``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"SBERT model folder {path} has no config.json; expected a local transformers encoder saved with "
+            "save_pretrained (e.g. all-MiniLM-L6-v2; models are never downloaded)"
+        )
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model: Any = AutoModel.from_pretrained(path, local_files_only=True)
+    model = model.to(device).eval()
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, return_tensors="pt")
+            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            with torch.inference_mode():
+                hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1))
+        return torch.cat(out).float().cpu()
+
+    if not candidates:
+        return 0.0
+    cand = embed([str(c) for c in candidates])
+    flat = [str(r) for refs in references for r in refs]
+    ref = embed(flat)
+    scores, k = [], 0
+    for i, refs in enumerate(references):
+        scores.append(float((ref[k : k + len(refs)] @ cand[i]).max()))
+        k += len(refs)
+    return float(np.mean(scores))
+
+
+def evaluate_predictions(
+    frame: pd.DataFrame,
+    *,
+    mode: ParseMode = "strict",
+    with_meteor: bool = False,
+    bertscore_model: str | Path | None = None,
+    bertscore_layers: int | None = None,
+    sbert_model: str | Path | None = None,
+) -> dict[str, pd.DataFrame]:
     """Score a frame with the release columns ``type``, ``category``, ``output`` and a ``prediction`` column.
 
     Aggregation is per annotation (the bench split's patches hold 1..67 annotations each).
 
     Returns:
         ``{"summary": paper-style headline row, "per_category": type/category/n/score/metric,
-        "captioning": BLEU-1..4, ROUGE-L, CIDEr}`` (scores in percent except CIDEr).
+        "captioning": BLEU-1..4, ROUGE-L, CIDEr, METEOR (``with_meteor``), BERTScore-P/R/F1
+        (``bertscore_model``), SBERT cosine (``sbert_model``)}`` (scores in percent except CIDEr).
 
     Raises:
         KeyError: A required column is missing.
+        RuntimeError: ``with_meteor`` without a Java runtime.
+        FileNotFoundError: ``bertscore_model`` or ``sbert_model`` is not a local model folder.
     """
     missing = [c for c in ("type", "category", "output", "prediction") if c not in frame.columns]
     if missing:
@@ -219,6 +383,13 @@ def evaluate_predictions(frame: pd.DataFrame, *, mode: ParseMode = "strict") -> 
         cap = {f"BLEU-{i + 1}": 100 * v for i, v in enumerate(b)}
         cap["ROUGE-L"] = 100 * rouge_l(cands, refs)
         cap["CIDEr"] = cider(cands, refs)
+        if with_meteor:
+            cap["METEOR"] = 100 * meteor(cands, refs)
+        if bertscore_model is not None:
+            bs = bert_score(cands, refs, bertscore_model, num_layers=bertscore_layers)
+            cap.update({f"BERTScore-{k[0].upper() if k != 'f1' else 'F1'}": 100 * v for k, v in bs.items()})
+        if sbert_model is not None:
+            cap["SBERT-cos"] = 100 * sbert_cosine(cands, refs, sbert_model)
         headline["caption_bleu4"] = cap["BLEU-4"]
         cap_table = pd.DataFrame([cap])
     return {

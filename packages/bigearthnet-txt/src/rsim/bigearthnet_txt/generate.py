@@ -176,6 +176,11 @@ _PRIMARY = (
     "{name} dominates the scene, covering about {pct}% of the image ({area}) in {regions}.",
     "The largest part of the image, roughly {pct}% or {area}, is {name}, forming {regions}.",
 )
+#: Further classes above the primary threshold: they are large but not the largest.
+_PRIMARY_OTHER = (
+    "{name} also covers a large part of the image, about {pct}% ({area}), in {regions}.",
+    "A further {pct}% of the image ({area}) is {name}, forming {regions}.",
+)
 _SECONDARY = (
     "{name} covers a moderate share of about {pct}% ({area}) spread over {regions}.",
     "There is also {name} on about {pct}% of the area ({area}), in {regions}.",
@@ -194,7 +199,7 @@ def caption(attrs: PatchAttributes, ctx: PatchContext, config: GeneratorConfig, 
     parts = [_OPENINGS[rng.integers(len(_OPENINGS))].format(country=ctx.country, season=ctx.season, climate=climate)]
     templates = {"primary": _PRIMARY, "secondary": _SECONDARY, "marginal": _MARGINAL}
     for rank, c in enumerate(attrs.classes):
-        options = templates[c.tier] if rank == 0 or c.tier != "primary" else _PRIMARY[1:]
+        options = _PRIMARY_OTHER if rank > 0 and c.tier == "primary" else templates[c.tier]
         parts.append(
             options[rng.integers(len(options))].format(
                 name=c.name,

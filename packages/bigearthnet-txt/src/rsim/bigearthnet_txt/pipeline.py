@@ -16,6 +16,7 @@ import pandas as pd
 from rsim.bigearthnet_txt.attributes import AttributeConfig, extract_attributes
 from rsim.bigearthnet_txt.context import ClimateSource, centre_lat_lon, climate_zone, season_from_name
 from rsim.bigearthnet_txt.generate import COLUMNS, GeneratorConfig, PatchContext, generate_patch
+from rsim.bigearthnet_txt.rewrite import LLMRewriterConfig, cached_rewriter, rewrite_rows
 from rsim.core.data import BigEarthNetV2Tree
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
@@ -48,6 +49,17 @@ class ShardTask:
     config: GeneratorConfig
     seed: int
     climate_source: ClimateSource
+    rewriter: LLMRewriterConfig | None = None
+
+
+@dataclass(frozen=True)
+class ShardStats:
+    """What one shard task wrote: rows, and captions rewritten / accepted / accepted after refinement."""
+
+    rows: int
+    rewritten: int = 0
+    accepted: int = 0
+    refined: int = 0
 
 
 def patch_context(
@@ -79,8 +91,12 @@ def annotate(tree: BigEarthNetV2Tree, patch: tuple[str, str, str, str, str], tas
     return generate_patch(attrs, patch_context(tree, patch, task.climate_source), task.config, task.seed)
 
 
-def run_shard(task: ShardTask) -> int:
-    """Write one shard atomically and return its row count (runs on a Dask worker)."""
+def run_shard(task: ShardTask) -> ShardStats:
+    """Write one shard atomically and return what it wrote (runs on a Dask worker).
+
+    With ``task.rewriter`` the captions go through the local LLM (loaded once per worker process), the fact
+    checker and self-refinement; rejected rewrites keep the template text.
+    """
     tree = BigEarthNetV2Tree(task.root)
     error: Exception | None = None
     try:
@@ -92,10 +108,15 @@ def run_shard(task: ShardTask) -> int:
         error = type(exc)(str(exc))
     if error is not None:
         raise error
+    stats = ShardStats(len(rows))
+    if task.rewriter is not None:
+        rows, results = rewrite_rows(rows, cached_rewriter(task.rewriter), refine_rounds=task.rewriter.refine_rounds)
+        accepted = [r for r in results if r.accepted]
+        stats = ShardStats(len(rows), len(results), len(accepted), sum(1 for r in accepted if r.rounds > 0))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     with atomic_path(task.out_file) as tmp:
         frame.to_parquet(tmp, index=False)
-    return len(frame)
+    return stats
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,9 @@ class GenerateReport:
     shards_resumed: int
     rows_written: int
     seconds: float
+    captions_rewritten: int = 0
+    rewrites_accepted: int = 0
+    rewrites_refined: int = 0
 
 
 def select_patches(
@@ -149,12 +173,14 @@ def generate_archive(
     processes: bool = True,
     limit: int | None = None,
     show_progress: bool = True,
+    rewriter: LLMRewriterConfig | None = None,
 ) -> GenerateReport:
     """Generate annotations for every patch with a reference map into ``out/part-XXXXX.parquet``.
 
     Shards already present are kept (resume); each shard is written to a temporary file and renamed, so an
     interrupted run leaves only complete shards. ``out/_generator.json`` records the options and patch list; a
-    rerun with different ones is refused.
+    rerun with different ones is refused. ``rewriter`` paraphrases the captions with a local LLM on the workers
+    (run one worker per accelerator: each worker process loads its own copy of the model).
 
     Raises:
         ValueError: ``out`` holds shards made with other options or patches.
@@ -174,6 +200,8 @@ def generate_archive(
         "patches_sha256": hashlib.sha256("\n".join(p[0] for p in patches).encode()).hexdigest(),
         "n_patches": len(patches),
     }
+    if rewriter is not None:
+        record["rewriter"] = rewriter.to_dict()
     schema = out / SCHEMA_FILE
     if schema.is_file():
         previous = json.loads(schema.read_text())
@@ -192,9 +220,9 @@ def generate_archive(
             resumed += 1
             continue
         chunk = tuple(patches[start : start + shard_size])
-        tasks.append(ShardTask(str(Path(root)), str(file), chunk, config, seed, climate_source))
+        tasks.append(ShardTask(str(Path(root)), str(file), chunk, config, seed, climate_source, rewriter))
     t0 = time.perf_counter()
-    rows = 0
+    totals = [0, 0, 0, 0]
     if tasks:
         with dask_client(scheduler, n_workers, processes=processes) as client:
             for _, n in iter_as_completed(
@@ -205,8 +233,8 @@ def generate_archive(
                 show_progress=show_progress,
                 weights=[len(t.patches) for t in tasks],
             ):
-                rows += n
-    return GenerateReport(out, len(patches), len(tasks), resumed, rows, time.perf_counter() - t0)
+                totals = [a + b for a, b in zip(totals, (n.rows, n.rewritten, n.accepted, n.refined), strict=True)]
+    return GenerateReport(out, len(patches), len(tasks), resumed, totals[0], time.perf_counter() - t0, *totals[1:])
 
 
 def read_annotations(path: str | os.PathLike[str]) -> pd.DataFrame:

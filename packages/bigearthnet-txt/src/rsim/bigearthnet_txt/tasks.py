@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from lightning import LightningModule
-from rsim.bigearthnet_txt.models import RSInternVL
+from rsim.bigearthnet_txt.models import RSInternVL, load_encoder
 from torch import Tensor
 
 
@@ -48,6 +48,10 @@ class RSInternVLTask(LightningModule):
         lora_r, lora_alpha, lora_dropout, lora_targets: LoRA settings.
         lr, warmup_start_lr, warmup_fraction: Peak LR 1e-4, linear warm-up from 1e-6 over 1 % of steps, then cosine.
         max_new_tokens: Greedy decoding length in ``predict_step``.
+        rgb_encoder, rgb_encoder_kwargs, rgb_bands, rgb_img_size: Optional frozen RGB encoder whose tokens follow
+            the S2 tokens (see :class:`RSInternVL`).
+        encoder_weights: Local checkpoints of the frozen encoders, ``{"s1"|"s2"|"rgb": path}``.
+        encoder_weights_prefix: Key prefix stripped from those checkpoints (e.g. ``model.``).
     """
 
     def __init__(
@@ -68,6 +72,12 @@ class RSInternVLTask(LightningModule):
         warmup_start_lr: float = 1e-6,
         warmup_fraction: float = 0.01,
         max_new_tokens: int = 32,
+        rgb_encoder: str | None = None,
+        rgb_encoder_kwargs: dict[str, Any] | None = None,
+        rgb_bands: list[int] | None = None,
+        rgb_img_size: int | None = None,
+        encoder_weights: dict[str, str] | None = None,
+        encoder_weights_prefix: str = "",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -85,7 +95,17 @@ class RSInternVLTask(LightningModule):
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
             lora_targets=tuple(lora_targets or ("q_proj", "k_proj", "v_proj", "o_proj")),
+            rgb_encoder=rgb_encoder,
+            rgb_encoder_kwargs=rgb_encoder_kwargs,
+            rgb_bands=tuple(rgb_bands or (2, 1, 0)),
+            rgb_img_size=rgb_img_size,
         )
+        encoders = {"s1": self.model.s1_encoder, "s2": self.model.s2_encoder, "rgb": self.model.rgb_encoder}
+        for name, path in (encoder_weights or {}).items():
+            target = encoders.get(name)
+            if target is None:
+                raise ValueError(f"encoder_weights key {name!r}: expected s1, s2 or rgb (with rgb_encoder set)")
+            load_encoder(target, path, prefix=encoder_weights_prefix)
 
     def _split(self, image: Tensor) -> tuple[Tensor, Tensor]:
         c = self.hparams["s1_channels"]

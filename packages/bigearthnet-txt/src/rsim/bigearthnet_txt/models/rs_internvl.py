@@ -1,15 +1,18 @@
 """RS-InternVL-style vision-language model: frozen S1/S2 ViTs, linear projections, a causal LM with LoRA.
 
-The visual tokens (all S1 tokens, then all S2 tokens, class tokens included) precede the instruction tokens.
+The visual tokens (all S1 tokens, then all S2 tokens, then the optional RGB encoder's tokens, class tokens
+included) precede the instruction tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import timm
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from torch import Tensor, nn
 
@@ -22,10 +25,16 @@ class RSInternVL(nn.Module):
         s1_channels, s2_channels: Input channels of the two encoders (VV, VH; 10 S2 bands).
         img_size: Encoder input size (120 px).
         encoder: timm ViT name (created with ``pretrained=False``; load BigEarthNet weights with
-            ``load_encoder``).
+            :func:`load_encoder`).
         encoder_kwargs: Extra timm arguments (e.g. ``patch_size``, ``embed_dim``, ``depth`` for tiny tests).
         lora_r, lora_alpha, lora_dropout: LoRA settings [third-party: 8, 32, 0.1].
         lora_targets: LM module names that get adapters.
+        rgb_encoder: Optional frozen timm encoder of an RGB composite (the paper feeds InternViT RGB tokens after
+            the S1 and S2 tokens); ``None`` disables it.
+        rgb_encoder_kwargs: Extra timm arguments of the RGB encoder.
+        rgb_bands: Indices of the red, green and blue bands among the S2 channels (B04, B03, B02 = 2, 1, 0 for
+            the order B02, B03, B04, ...).
+        rgb_img_size: Size the RGB composite is resized to on the device (bilinear); default ``img_size``.
     """
 
     def __init__(
@@ -41,15 +50,29 @@ class RSInternVL(nn.Module):
         lora_alpha: int = 32,
         lora_dropout: float = 0.1,
         lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+        rgb_encoder: str | None = None,
+        rgb_encoder_kwargs: dict[str, Any] | None = None,
+        rgb_bands: Sequence[int] = (2, 1, 0),
+        rgb_img_size: int | None = None,
     ) -> None:
         super().__init__()
         kwargs = {"img_size": img_size, "num_classes": 0, **(encoder_kwargs or {})}
         self.s1_encoder = timm.create_model(encoder, pretrained=False, in_chans=s1_channels, **kwargs)
         self.s2_encoder = timm.create_model(encoder, pretrained=False, in_chans=s2_channels, **kwargs)
-        for enc in (self.s1_encoder, self.s2_encoder):
+        hidden = int(getattr(lm, "config").hidden_size)  # noqa: B009 - transformers models carry a config
+        self.rgb_encoder: nn.Module | None = None
+        self.rgb_proj: nn.Linear | None = None
+        if len(rgb_bands) != 3 or not all(0 <= b < s2_channels for b in rgb_bands):
+            raise ValueError(f"rgb_bands {list(rgb_bands)}: expected 3 indices into the {s2_channels} S2 channels")
+        self.rgb_bands = tuple(int(b) for b in rgb_bands)
+        self.rgb_img_size = int(rgb_img_size or img_size)
+        if rgb_encoder is not None:
+            rgb_kwargs = {"img_size": self.rgb_img_size, "num_classes": 0, **(rgb_encoder_kwargs or {})}
+            self.rgb_encoder = timm.create_model(rgb_encoder, pretrained=False, in_chans=3, **rgb_kwargs)
+            self.rgb_proj = nn.Linear(int(getattr(self.rgb_encoder, "num_features")), hidden)  # noqa: B009
+        for enc in self.frozen_encoders():
             enc.requires_grad_(False)
             enc.eval()
-        hidden = int(getattr(lm, "config").hidden_size)  # noqa: B009 - transformers models carry a config
         self.s1_proj = nn.Linear(int(getattr(self.s1_encoder, "num_features")), hidden)  # noqa: B009
         self.s2_proj = nn.Linear(int(getattr(self.s2_encoder, "num_features")), hidden)  # noqa: B009
         config = LoraConfig(
@@ -58,19 +81,36 @@ class RSInternVL(nn.Module):
         )  # fmt: skip
         self.lm = get_peft_model(lm, config)  # freezes the base LM
 
+    def frozen_encoders(self) -> list[nn.Module]:
+        """The S1, S2 and (if any) RGB encoders."""
+        return [self.s1_encoder, self.s2_encoder, *([self.rgb_encoder] if self.rgb_encoder is not None else [])]
+
     def train(self, mode: bool = True) -> RSInternVL:
         """Keep the frozen encoders in eval mode."""
         super().train(mode)
-        self.s1_encoder.eval()
-        self.s2_encoder.eval()
+        for enc in self.frozen_encoders():
+            enc.eval()
         return self
 
+    def rgb(self, s2: Tensor) -> Tensor:
+        """The RGB composite of ``s2`` resized to ``rgb_img_size`` (bilinear, on the input's device)."""
+        rgb = s2[:, list(self.rgb_bands)]
+        if rgb.shape[-1] != self.rgb_img_size or rgb.shape[-2] != self.rgb_img_size:
+            rgb = F.interpolate(rgb, size=(self.rgb_img_size, self.rgb_img_size), mode="bilinear", align_corners=False)
+        return rgb
+
     def visual_tokens(self, s1: Tensor, s2: Tensor) -> Tensor:
-        """``(B, T_s1 + T_s2, hidden)`` projected patch and class tokens of both sensors."""
+        """``(B, T_s1 + T_s2 [+ T_rgb], hidden)`` projected patch and class tokens of both sensors (and RGB)."""
         with torch.no_grad():
             f1 = getattr(self.s1_encoder, "forward_features")(s1)  # noqa: B009
             f2 = getattr(self.s2_encoder, "forward_features")(s2)  # noqa: B009
-        return torch.cat([self.s1_proj(f1), self.s2_proj(f2)], dim=1)
+            f3 = None
+            if self.rgb_encoder is not None:
+                f3 = getattr(self.rgb_encoder, "forward_features")(self.rgb(s2))  # noqa: B009
+        tokens = [self.s1_proj(f1), self.s2_proj(f2)]
+        if f3 is not None and self.rgb_proj is not None:
+            tokens.append(self.rgb_proj(f3))
+        return torch.cat(tokens, dim=1)
 
     def forward(
         self, s1: Tensor, s2: Tensor, input_ids: Tensor, attention_mask: Tensor, labels: Tensor | None = None
@@ -103,3 +143,40 @@ class RSInternVL(nn.Module):
                 ids = torch.cat([ids, ids.new_tensor([[token]])], dim=1)
             out.append(new)
         return out
+
+
+def load_encoder(encoder: nn.Module, path: str | Path, *, prefix: str = "") -> None:
+    """Load a checkpoint into a frozen encoder (strict): ``.safetensors`` or a torch file of tensors.
+
+    A Lightning checkpoint's ``state_dict`` entry is unwrapped; keys starting with ``prefix`` keep only the rest
+    (e.g. ``prefix="model.vision_encoder."`` for a classifier checkpoint), the other keys are dropped.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        DataFormatError: The file holds no tensors, or its keys do not match the encoder.
+    """
+    from rsim.core.errors import DataFormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder checkpoint {path} is missing")
+    state: Any
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise DataFormatError(f"encoder checkpoint {path}: expected a mapping of parameter names to tensors")
+    if prefix:
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DataFormatError(
+            f"encoder checkpoint {path} does not match the encoder: missing keys {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''} (set the key prefix or the encoder options)"
+        )
