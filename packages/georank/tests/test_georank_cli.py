@@ -63,3 +63,25 @@ def test_export_rejects_foreign_checkpoint(tmp_path):
     torch.save({"state_dict": {"head.weight": torch.zeros(1)}}, bad)
     with pytest.raises(SystemExit, match="backbone"):
         main(["export", str(bad), str(tmp_path / "o.safetensors")])
+
+
+def test_ssl4eo_coords_verb_feeds_gassl_clusters(tmp_path, capsys):
+    import numpy as np
+    from rsim.georank.data import SSL4EODataModule
+    from rsim.georank.data.testing import write_ssl4eo_fixture
+
+    centres = write_ssl4eo_fixture(tmp_path / "s", num_locations=5, num_timestamps=1, size=12)
+    out = tmp_path / "ssl4eo_coords.parquet"
+    argv = ["coords", str(tmp_path / "s"), str(out), "--layout", "ssl4eo", "--workers", "1", "--threads",
+            "--chunk-size", "2"]  # fmt: skip
+    assert main(argv) == 0
+    assert "5 patches" in capsys.readouterr().out
+    frame = pd.read_parquet(out)
+    assert list(frame["patch_id"]) == [f"{i:07d}" for i in range(5)]
+    np.testing.assert_allclose(frame[["lat", "lon"]].to_numpy(), np.asarray(centres), atol=1e-7)
+    dm = SSL4EODataModule(str(tmp_path / "s"), img_size=12, subset_fraction=0.6, num_workers=0)
+    from_files = dm.train_coordinates()
+    dm_file = SSL4EODataModule(str(tmp_path / "s"), img_size=12, subset_fraction=0.6, num_workers=0,
+                               coords_file=str(out))  # fmt: skip
+    assert from_files.shape == (3, 2)
+    np.testing.assert_allclose(dm_file.train_coordinates(), from_files, atol=1e-12)

@@ -193,3 +193,97 @@ def test_benv2_geo_datamodule(tmp_path):
     assert out["label"].shape == (2, 19) and out["coords"].shape == (2, 2)
     lat, lon = out["coords"][0].tolist()
     assert 47 < lat < 49 and 12 < lon < 14  # tile T33UUP, Upper Austria
+
+
+def test_posterize_and_pixel_drop_are_batchwise_seeded_and_range_safe():
+    from rsim.georank.data.transforms import RandomPixelDrop, RangePosterize
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 10, 16, 16, generator=g) * 3 + 5  # standardised-like data far outside [0, 1]
+    post = RangePosterize(bits=2, p=1.0)(x)
+    for i in range(4):  # at most 2**2 levels per sample and channel, inside the sample's own range
+        for c in (0, 9):
+            assert len(torch.unique(post[i, c])) <= 4
+            assert float(post[i, c].min()) >= float(x[i, c].min()) - 1e-5
+            assert float(post[i, c].max()) <= float(x[i, c].max()) + 1e-5
+    assert float((post - x).abs().mean()) > 0.1
+    torch.testing.assert_close(RangePosterize(bits=8, p=1.0)(x), x, atol=float(x.max() - x.min()) / 255, rtol=0)
+    drop = RandomPixelDrop(drop_prob=0.25, p=1.0)
+    torch.manual_seed(1)
+    a = drop(x)
+    torch.manual_seed(1)
+    b = drop(x)
+    assert torch.equal(a, b)  # seeded
+    zero = (a == 0).all(dim=1)  # one mask for all bands of a sample
+    assert 0.15 < float(zero.float().mean()) < 0.35 and torch.equal((a == 0).any(dim=1), zero)
+    assert torch.equal(a[~zero.unsqueeze(1).expand_as(a)], x[~zero.unsqueeze(1).expand_as(x)])
+    per_c = RandomPixelDrop(drop_prob=0.25, per_channel=True, p=1.0)(x)
+    assert not torch.equal((per_c == 0).all(dim=1), (per_c == 0).any(dim=1))
+    half = RandomPixelDrop(drop_prob=0.5, p=0.5)(torch.ones(64, 1, 8, 8))  # p gates whole samples
+    untouched = (half == 1).all(dim=(1, 2, 3))
+    assert 10 < int(untouched.sum()) < 54
+    with pytest.raises(ValueError, match="pixel drop"):
+        RandomPixelDrop(drop_prob=1.5)
+    view = ViewAugment(8, extra=["posterize", "pixel_drop"], extra_p=1.0)
+    assert view(x).shape == (4, 10, 8, 8)
+
+
+@pytest.mark.skipif(not BENV2.is_dir(), reason="shared sample data absent")
+def test_patch_name_coordinates_match_real_georeferencing():
+    from rsim.georank.data.coords import patch_name_coordinates, s2_tile_origin
+
+    tree = BigEarthNetV2Tree(BENV2)
+    # the real T33UUP file and its name agree exactly (tile origin 300000, 5400000, EPSG:32633)
+    assert patch_name_coordinates([PATCH])[0] == pytest.approx(raster_centre_wgs84(tree.band_file(PATCH, "B02")))
+    assert s2_tile_origin("33UUP") == (32633, 300000.0, 5400000.0)
+    assert s2_tile_origin("29SND")[0] == 32629 and s2_tile_origin("55HFA")[0] == 32755  # southern hemisphere
+    x0 = s2_tile_origin("31UDQ")[1]
+    assert x0 % 60 == 0 and 399900 < x0 <= 400000
+    with pytest.raises(DataFormatError, match="_T<tile>"):
+        patch_name_coordinates(["S2A_MSIL2A_20170613T101031_0_45"])  # a v1 name carries no tile
+    with pytest.raises(ValueError, match="tile"):
+        s2_tile_origin("33UU")
+
+
+def test_lmdb_pretraining_with_coordinates_from_metadata(tmp_path):
+    import pandas as pd
+    from lightning.pytorch import Trainer
+    from rsim.core.testing import write_benv2_lmdb
+    from rsim.georank.tasks import BYOL, GeoRankConfig
+
+    fx = write_benv2_fixture(tmp_path / "ben", splits={"train": 4, "validation": 1, "test": 1}, snow_cloud=0)
+    store = write_benv2_lmdb(fx.root, tmp_path / "ben.lmdb")
+    ids = sorted(fx.metadata.loc[fx.metadata["split"] == "train", "patch_id"])
+    from_tiffs = benv2_coordinates(fx.root, ids)
+    # LMDB alone (no GeoTIFF tree): coordinates from the patch names + MGRS tile origin
+    dm = BigEarthNetGeoDataModule(lmdb=str(store), metadata=str(fx.metadata_path), img_size=32, batch_size=4,
+                                  num_workers=0, pin_memory=False, views=Views(crop_scale=(0.5, 1.0)))  # fmt: skip
+    dm.setup("fit")
+    table = dm.datasets["train"].table
+    order = [ids.index(str(k)) for k in table.s2_keys]
+    np.testing.assert_allclose(dm.train_coordinates(), from_tiffs[order], atol=1e-9)
+    batch = dm.transform_batch(next(iter(dm.train_dataloader())), train=True)
+    assert batch["views"][0].shape == (4, 10, 32, 32) and batch["coords"].shape == (4, 2)
+    # metadata parquet with patch-centre columns (BigEarthNet.txt style): those win in "auto"
+    meta = pd.read_parquet(fx.metadata_path)
+    meta["latitude"], meta["longitude"] = 40.0 + np.arange(len(meta)), 5.0 + np.arange(len(meta))
+    meta_path = tmp_path / "metadata_latlon.parquet"
+    meta.to_parquet(meta_path, index=False)
+    dm2 = BigEarthNetGeoDataModule(lmdb=str(store), metadata=str(meta_path), img_size=32, batch_size=4, num_workers=0,
+                                   pin_memory=False)  # fmt: skip
+    dm2.setup("fit")
+    expect = meta.set_index("patch_id").loc[[str(k) for k in dm2.datasets["train"].table.s2_keys]]
+    np.testing.assert_array_equal(dm2.train_coordinates(), expect[["latitude", "longitude"]].to_numpy())
+    with pytest.raises(DataFormatError, match="no latitude/longitude"):
+        BigEarthNetGeoDataModule(lmdb=str(store), metadata=str(fx.metadata_path), coords_source="metadata",
+                                 num_workers=0).setup("fit")  # fmt: skip
+    with pytest.raises(ValueError, match="coords_source"):
+        BigEarthNetGeoDataModule(lmdb=str(store), metadata=str(fx.metadata_path), coords_source="gps")  # type: ignore[arg-type]
+    # one pretraining step from the LMDB store
+    torch.manual_seed(0)
+    model = BYOL(backbone="resnet10t", in_channels=10, georank=GeoRankConfig(soft_rank_eps=1.0), proj_hidden_dim=32,
+                 proj_dim=16, pred_hidden_dim=32)  # fmt: skip
+    trainer = Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, dm)
+    assert float(trainer.callback_metrics["train/georank"]) > 0

@@ -127,3 +127,55 @@ def test_bad_config_and_inputs():
         GeoRankLoss(min_dist_km=10, max_dist_km=5)
     with pytest.raises(ValueError, match="coords"):
         GeoRankLoss()(torch.randn(4, 3), torch.zeros(3, 2))
+
+
+def _spread_batch(b, dim=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(b, dim, generator=g, dtype=torch.float64)
+    coords = torch.stack([torch.rand(b, generator=g) * 20 + 40, torch.rand(b, generator=g) * 30 - 5], 1).double()
+    return z, coords
+
+
+def test_gradient_at_paper_defaults_is_non_negligible_at_paper_batch_sizes():
+    # τ = 0.04, ε = 1e-3: the soft rank's Jacobian is (1/ε)(I − block mean) on pooled blocks and 0 on singletons;
+    # sorted neighbours pool when their cosines differ by less than τ·ε = 4e-5. With B − 1 = 255 similarities
+    # per row some neighbours always do, so every sample gets a (sparse, large) gradient.
+    z, coords = _spread_batch(256)
+    loss_fn = GeoRankLoss()  # paper defaults
+    assert (loss_fn.temperature, loss_fn.soft_rank_eps) == (0.04, 1e-3)
+    z.requires_grad_()
+    loss = loss_fn(z, coords)
+    (grad,) = torch.autograd.grad(loss, z)
+    assert bool((grad.norm(dim=1) > 0).all()) and float(grad.norm()) > 0.05
+    # larger than with a 100x smoother soft rank
+    zs = z.detach().clone().requires_grad_()
+    (smooth,) = torch.autograd.grad(GeoRankLoss(soft_rank_eps=0.1)(zs, coords), zs)
+    assert float(grad.norm()) > 5 * float(smooth.norm())
+    # it is the exact derivative of the (piecewise-smooth) loss: central differences along a random direction
+    d = torch.randn(z.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    h = 1e-9
+    with torch.no_grad():
+        fd = (loss_fn(z + h * d, coords) - loss_fn(z - h * d, coords)) / (2 * h)
+    assert float(fd) == pytest.approx(float((grad * d).sum()), rel=1e-4)
+    # and it lowers the loss: plain gradient steps on the embeddings
+    w = z.detach().clone().requires_grad_()
+    opt = torch.optim.SGD([w], lr=0.5)
+    start = float(loss_fn(w, coords))
+    for _ in range(15):
+        opt.zero_grad()
+        loss_fn(w, coords).backward()
+        opt.step()
+    assert float(loss_fn(w, coords)) < start - 1e-3
+
+
+def test_gradient_vanishes_for_small_well_separated_batches():
+    # the documented limit: B = 16 spread embeddings have no two cosines within τ·ε, every block is a singleton
+    z, coords = _spread_batch(16)
+    z.requires_grad_()
+    (grad,) = torch.autograd.grad(GeoRankLoss()(z, coords), z)
+    assert float(grad.abs().max()) == 0.0
+    zn = torch.nn.functional.normalize(z.detach(), dim=1)
+    gaps = torch.diff(torch.sort(drop_diagonal(zn @ zn.T), dim=1).values, dim=1)
+    assert float(gaps.min()) > 0.04 * 1e-3
+    (grad_eps,) = torch.autograd.grad(GeoRankLoss(soft_rank_eps=0.5)(z, coords), z)  # the exposed option
+    assert bool((grad_eps.norm(dim=1) > 0).all())

@@ -8,6 +8,7 @@ from rsim.georank.tasks import METHODS, GeoRankConfig
 
 SMALL = {
     "moco": {"proj_hidden_dim": 32, "proj_dim": 16, "memory_bank_size": 8},
+    "gassl": {"proj_hidden_dim": 32, "proj_dim": 16, "memory_bank_size": 8, "num_clusters": 3},
     "byol": {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 32},
     "simclr": {"proj_hidden_dim": 32, "proj_dim": 16},
     "simsiam": {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 8},
@@ -31,7 +32,7 @@ def test_each_method_step_and_georank_attachment(method):
     batch = _batch(local=2 if method == "dino" else 0)
     ssl, emb = model.ssl_step(batch["views"])
     assert torch.isfinite(ssl)
-    expected_dim = {"moco": 16, "byol": 16, "simclr": 16, "simsiam": 16, "dino": 32}[method]
+    expected_dim = {"moco": 16, "gassl": 16, "byol": 16, "simclr": 16, "simsiam": 16, "dino": 32}[method]
     assert all(z.shape == (6, expected_dim) for z, _ in emb)
     assert sum(w for _, w in emb) == pytest.approx(1.0)
     if method == "dino":
@@ -102,3 +103,62 @@ def test_knn_scores_and_metrics():
     assert m["knn/map_macro"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="k must"):
         knn_scores(train, labels, query, k=0)
+
+
+def test_geo_clusters_kmeans_on_the_sphere():
+    import numpy as np
+    from rsim.georank.geo import geo_clusters
+
+    g = np.random.default_rng(0)
+    # three well separated groups, one straddling the antimeridian (lon 179.9 / -179.9)
+    groups = [(50.0, 10.0), (-30.0, 140.0), (10.0, 179.95)]
+    coords = np.concatenate([np.stack([g.normal(a, 0.05, 10), g.normal(b, 0.02, 10)], 1) for a, b in groups])
+    coords[20:, 1] = np.where(np.arange(10) % 2 == 0, 179.99, -179.99)
+    labels = geo_clusters(coords, k=3, seed=0)
+    assert labels.shape == (30,) and set(labels.tolist()) == {0, 1, 2}
+    for i in range(3):  # each group is exactly one cluster (the antimeridian group too)
+        assert len(set(labels[10 * i : 10 * i + 10].tolist())) == 1
+    assert np.array_equal(labels, geo_clusters(coords, k=3, seed=0))
+    with pytest.raises(ValueError, match="k=40"):
+        geo_clusters(coords, k=40)
+    with pytest.raises(ValueError, match="finite"):
+        geo_clusters(np.full((3, 2), np.nan), k=1)
+
+
+def test_gassl_geo_head_on_ssl4eo_temporal_pairs(tmp_path):
+    from rsim.georank.tasks import GASSL
+
+    write_ssl4eo_fixture(tmp_path, num_locations=8, num_timestamps=2, size=36)
+    dm = SSL4EODataModule(
+        str(tmp_path), bands=["B02", "B03", "B04", "B08"], img_size=32, batch_size=8, num_workers=0,
+        temporal_views=True, views=Views(crop_scale=(0.5, 1.0)),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GASSL(backbone="resnet10t", in_channels=4, num_clusters=4, **SMALL["moco"])
+    assert model.georank is None  # GASSL alone unless GeoRank is enabled
+    assert isinstance(model, METHODS["gassl"])
+    with pytest.raises(RuntimeError, match="clusters are not set"):
+        model.auxiliary_loss({"index": torch.zeros(2, dtype=torch.long)}, [(torch.zeros(2, 16), 1.0)])
+    trainer = Trainer(
+        accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    head_before = model.geo_head.weight.clone()
+    trainer.fit(model, dm)
+    # clusters of the 8 fixture locations (8 European cities): the same k-means on the true centres
+    from rsim.georank.geo import geo_clusters
+
+    expect = geo_clusters(dm.train_coordinates(), 4, 0)
+    assert model.cluster_of.tolist() == expect.tolist() and len(set(expect.tolist())) == 4
+    m = trainer.callback_metrics
+    assert {"train/aux", "train/ssl", "train/geo_acc"} <= set(m) and "train/georank" not in m
+    assert float(m["train/loss"]) == pytest.approx(float(m["train/ssl"]) + float(m["train/aux"]), rel=1e-5)
+    assert float(m["train/aux"]) > 0 and not torch.equal(head_before, model.geo_head.weight)
+    # the geo-classification gradient reaches the backbone through the query projection
+    model.zero_grad()
+    batch = {"index": torch.arange(4), "views": [torch.randn(4, 4, 32, 32)] * 2}
+    q = model.projection(model.backbone(batch["views"][0]))
+    model.auxiliary_loss(batch, [(q, 1.0)]).backward()
+    assert float(model.backbone.conv1[0].weight.grad.abs().sum()) > 0
+    with pytest.raises(IndexError, match="beyond"):
+        model.auxiliary_loss({"index": torch.tensor([99])}, [(q[:1], 1.0)])

@@ -1,7 +1,7 @@
 """GeoRank: soft-rank geographic regularisation for contrastive SSL on multispectral imagery (WACV 2026)."""
 
 from rsim.georank.baselines import GeographyMSE, SoftTargetNTXent, Tile2VecTriplet
-from rsim.georank.geo import haversine_km
+from rsim.georank.geo import geo_clusters, haversine_km
 from rsim.georank.losses import GeoRankLoss, combine
 from rsim.georank.softrank import hard_rank, soft_rank
 
@@ -11,6 +11,7 @@ __all__ = [
     "SoftTargetNTXent",
     "Tile2VecTriplet",
     "combine",
+    "geo_clusters",
     "hard_rank",
     "haversine_km",
     "soft_rank",

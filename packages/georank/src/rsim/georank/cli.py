@@ -16,15 +16,17 @@ if TYPE_CHECKING:
 
 
 def coords_main(argv: list[str]) -> int:
-    """Write patch-centre (lat, lon) of a BigEarthNet v2 tree to parquet (Dask)."""
+    """Write patch/location centres (lat, lon) of a BigEarthNet v2 or SSL4EO-S12 tree to parquet (Dask)."""
     from rsim.core.data import BigEarthNetV2Tree, load_metadata
     from rsim.core.data.bigearthnet import find_metadata
     from rsim.core.parallel import dask_client
-    from rsim.georank.data.coords import benv2_coordinates, write_coordinates
+    from rsim.georank.data.coords import benv2_coordinates, ssl4eo_coordinates, write_coordinates
 
     p = argparse.ArgumentParser(prog="georank coords", description=coords_main.__doc__)
-    p.add_argument("root", help="BigEarthNet v2 archive root")
-    p.add_argument("out", help="output parquet (patch_id, lat, lon)")
+    p.add_argument("root", help="BigEarthNet v2 archive root, or the SSL4EO-S12 folder holding s2a/")
+    p.add_argument("out", help="output parquet (patch_id, lat, lon); SSL4EO: patch_id = location folder")
+    p.add_argument("--layout", choices=["benv2", "ssl4eo"], default="benv2")
+    p.add_argument("--modality", default="s2a", help="SSL4EO-S12 modality folder")
     p.add_argument("--from-metadata", action="store_true", help="all patches of metadata.parquet, not those on disk")
     p.add_argument("--band", default="B02")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local cluster)")
@@ -32,16 +34,23 @@ def coords_main(argv: list[str]) -> int:
     p.add_argument("--chunk-size", type=int, default=512)
     p.add_argument("--threads", action="store_true", help="local cluster of threads instead of processes")
     args = p.parse_args(argv)
-    tree = BigEarthNetV2Tree(args.root)
-    if args.from_metadata:
+    if args.layout == "ssl4eo":
+        from rsim.georank.data.ssl4eo import SSL4EOS12Tree
+
+        ids = SSL4EOS12Tree(args.root, args.modality).locations
+    elif args.from_metadata:
         ids = sorted(load_metadata(find_metadata(args.root), filter_snow_cloud=False)["patch_id"].astype(str))
     else:
-        ids = sorted(tree.available_s2())
+        ids = sorted(BigEarthNetV2Tree(args.root).available_s2())
     if not ids:
         raise SystemExit(f"georank coords: no S2 patch under {args.root}/BigEarthNet-S2")
     with dask_client(args.scheduler, args.workers, processes=not args.threads) as client:
-        coords = benv2_coordinates(args.root, ids, band=args.band, client=client, chunk_size=args.chunk_size,
-                                   show_progress=True)  # fmt: skip
+        if args.layout == "ssl4eo":
+            coords = ssl4eo_coordinates(args.root, ids, modality=args.modality, band=args.band, client=client,
+                                        chunk_size=args.chunk_size, show_progress=True)  # fmt: skip
+        else:
+            coords = benv2_coordinates(args.root, ids, band=args.band, client=client, chunk_size=args.chunk_size,
+                                       show_progress=True)  # fmt: skip
     write_coordinates(args.out, ids, coords)
     print(f"wrote {args.out}: {len(ids)} patches, lat {coords[:, 0].min():.4f}…{coords[:, 0].max():.4f}, "
           f"lon {coords[:, 1].min():.4f}…{coords[:, 1].max():.4f}")  # fmt: skip
@@ -51,9 +60,10 @@ def coords_main(argv: list[str]) -> int:
 def fixture_main(argv: list[str]) -> int:
     """Generate geo-referenced test data: an SSL4EO-S12 tree or a BigEarthNet v2 tree."""
     p = argparse.ArgumentParser(prog="georank fixture", description=fixture_main.__doc__)
-    p.add_argument("kind", choices=["ssl4eo", "benv2"])
+    p.add_argument("kind", choices=["ssl4eo", "benv2", "eurosat"])
     p.add_argument("out")
-    p.add_argument("--locations", type=int, default=32, help="ssl4eo locations / benv2 training patches")
+    p.add_argument("--locations", type=int, default=32,
+                   help="ssl4eo locations / benv2 training patches / eurosat files per class")  # fmt: skip
     p.add_argument("--timestamps", type=int, default=2)
     p.add_argument("--size", type=int, default=132, help="ssl4eo 10 m patch size (real data: 264)")
     p.add_argument("--seed", type=int, default=0)
@@ -64,6 +74,11 @@ def fixture_main(argv: list[str]) -> int:
         centres = write_ssl4eo_fixture(args.out, num_locations=args.locations, num_timestamps=args.timestamps,
                                        size=args.size, seed=args.seed)  # fmt: skip
         print(f"wrote {args.out}/s2a: {len(centres)} locations × {args.timestamps} timestamps")
+    elif args.kind == "eurosat":
+        from rsim.georank.data.testing import write_eurosat_fixture
+
+        folder = write_eurosat_fixture(args.out, per_class=args.locations, seed=args.seed)
+        print(f"wrote {folder}: 10 classes × {args.locations} 13-band 64×64 GeoTIFFs")
     else:
         from rsim.core.testing import write_benv2_fixture
 
@@ -120,14 +135,31 @@ def _knn_eval(
     return knn_multilabel(tf, ty, qf, qy, k=k, temperature=temperature)
 
 
+def _knn_eurosat(features: Callable[[Tensor], Tensor], root: str, img_size: int, batch_size: int, k: int,
+                 temperature: float) -> dict[str, float]:  # fmt: skip
+    from rsim.georank.data.eurosat import EuroSATDataModule
+    from rsim.georank.evaluation import extract_features, knn_accuracy
+
+    dm = EuroSATDataModule(root, img_size=img_size, batch_size=batch_size, num_workers=0)
+    dm.setup()
+
+    def transform(batch: dict) -> dict:
+        return dm.transform_batch(batch, train=False)
+
+    tf, ty = extract_features(features, dm.train_dataloader(), transform)
+    qf, qy = extract_features(features, dm.test_dataloader(), transform)
+    return knn_accuracy(tf, ty, qf, qy, k=k, temperature=temperature, num_classes=dm.num_classes)
+
+
 def knn_main(argv: list[str]) -> int:
-    """KNN evaluation (train → test split, mAP) of exported backbone weights on BigEarthNet v2."""
+    """KNN evaluation (train → test split) of exported backbone weights: BigEarthNet v2 (mAP) or EuroSAT (accuracy)."""
     from rsim.core.tasks.classification import load_state_dict_file
     from rsim.georank.models import build_backbone
 
     p = argparse.ArgumentParser(prog="georank knn", description=knn_main.__doc__)
     p.add_argument("weights", help="safetensors written by `georank export`")
-    p.add_argument("root", help="BigEarthNet v2 archive root")
+    p.add_argument("root", help="BigEarthNet v2 archive root, or the folder holding EuroSAT_MS/")
+    p.add_argument("--dataset", choices=["benv2", "eurosat"], default="benv2")
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--coords-file", default=None)
     p.add_argument("--img-size", type=int, default=120)
@@ -138,8 +170,12 @@ def knn_main(argv: list[str]) -> int:
     model, _ = build_backbone(args.backbone, 10)
     model.load_state_dict(load_state_dict_file(args.weights))
     model.eval()
-    dm = _make_dm(args.root, args.img_size, args.batch_size, args.coords_file)
-    for key, value in _knn_eval(model, dm, args.k, args.temperature).items():
+    if args.dataset == "eurosat":
+        result = _knn_eurosat(model, args.root, args.img_size, args.batch_size, args.k, args.temperature)
+    else:
+        result = _knn_eval(model, _make_dm(args.root, args.img_size, args.batch_size, args.coords_file), args.k,
+                           args.temperature)  # fmt: skip
+    for key, value in result.items():
         print(f"{key}: {value:.4f}")
     return 0
 
@@ -172,7 +208,7 @@ def experiment_main(argv: list[str]) -> int:
             fixture_main(["benv2", f"{tmp}/benv2", "--locations", str(args.patches), "--seed", str(args.seed)])
             root = f"{tmp}/benv2"
         table = Table(title=f"GeoRank on/off: {args.steps} steps, batch {args.batch_size}, seed {args.seed}")
-        for col in ("method", "georank", "train/ssl", "train/georank", "kNN mAP macro", "kNN mAP micro"):
+        for col in ("method", "georank", "train/ssl", "train/georank", "train/aux", "kNN mAP macro", "kNN mAP micro"):
             table.add_column(col, justify="right")
         for method in args.methods:
             for enabled in (False, True):
@@ -189,7 +225,8 @@ def experiment_main(argv: list[str]) -> int:
                 knn = _knn_eval(model.features, _make_dm(root, args.img_size, args.batch_size), args.k,
                                 args.knn_temperature)  # fmt: skip
                 geo_v = f"{float(m['train/georank']):.4f}" if "train/georank" in m else "—"
-                table.add_row(method, "on" if enabled else "off", f"{float(m['train/ssl']):.4f}", geo_v,
+                aux_v = f"{float(m['train/aux']):.4f}" if "train/aux" in m else "—"  # GASSL geo-classification
+                table.add_row(method, "on" if enabled else "off", f"{float(m['train/ssl']):.4f}", geo_v, aux_v,
                               f"{knn['knn/map_macro']:.4f}", f"{knn['knn/map_micro']:.4f}")  # fmt: skip
         Console().print(table)
     return 0

@@ -24,7 +24,7 @@ def extract_features(
     """Features and labels of every batch (``transform`` moves a raw batch to its model-ready form).
 
     Returns:
-        ``(features (N, D) float32, labels (N, L) float32)`` on ``device``.
+        ``(features (N, D) float32, labels)`` on ``device``: multi-hot ``(N, L)`` float32, or ``(N,)`` int class ids.
     """
     feats, labels = [], []
     for raw in batches:
@@ -33,7 +33,7 @@ def extract_features(
             raw["bands"] = {k: v.to(device) for k, v in raw["bands"].items()}
         batch = transform(raw)
         feats.append(features(batch["image"]).float())
-        labels.append(batch["label"].float())
+        labels.append(batch["label"] if batch["label"].dim() == 1 else batch["label"].float())
     return torch.cat(feats), torch.cat(labels)
 
 
@@ -66,4 +66,27 @@ def knn_multilabel(
     return {key: float(v) for key, v in metrics.compute().items()}
 
 
-__all__ = ["extract_features", "knn_multilabel", "knn_scores"]
+def knn_accuracy(
+    train_feats: Tensor, train_labels: Tensor, test_feats: Tensor, test_labels: Tensor, k: int = 10,
+    temperature: float = 0.9, num_classes: int | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Single-label kNN: overall and mean per-class accuracy of the argmax of the weighted votes.
+
+    Args:
+        train_feats: ``(N, D)`` reference features.
+        train_labels: ``(N,)`` int class ids.
+        test_feats: ``(M, D)`` query features.
+        test_labels: ``(M,)`` int class ids.
+        k: Neighbours.
+        temperature: Vote temperature.
+        num_classes: Classes (default: the largest id + 1).
+    """
+    n = int(num_classes or int(torch.cat([train_labels, test_labels]).max()) + 1)
+    onehot = torch.nn.functional.one_hot(train_labels.long(), n).float()
+    pred = knn_scores(train_feats, onehot, test_feats, k, temperature).argmax(1)
+    truth = test_labels.long().to(pred.device)
+    per_class = [float((pred[truth == c] == c).float().mean()) for c in range(n) if bool((truth == c).any())]
+    return {"knn/acc": float((pred == truth).float().mean()), "knn/acc_macro": sum(per_class) / len(per_class)}
+
+
+__all__ = ["extract_features", "knn_accuracy", "knn_multilabel", "knn_scores"]

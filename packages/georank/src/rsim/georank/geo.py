@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,4 +63,45 @@ def max_distance_km(radius_km: float = EARTH_RADIUS_KM) -> float:
     return math.pi * radius_km
 
 
-__all__ = ["EARTH_RADIUS_KM", "euclidean_latlon", "haversine_km", "max_distance_km"]
+def latlon_to_unit(coords: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` (lat, lon) degrees → ``(N, 3)`` points on the unit sphere (Earth-centred)."""
+    lat, lon = np.radians(np.asarray(coords, dtype=np.float64)).T
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def geo_clusters(coords: np.ndarray, k: int = 10, seed: int = 0, iterations: int = 50) -> np.ndarray:
+    """K-means cluster id (``0 … k−1``) of every location, for GASSL's geo-classification pretext task.
+
+    Clustering runs on 3-D unit vectors (so the ±180° meridian and the poles are not seams) with scipy's
+    ``kmeans2`` (k-means++ initialisation, seeded). Clusters left empty by k-means are dropped and the ids
+    renumbered, so every id in ``0 … max`` is used.
+
+    Args:
+        coords: ``(N, 2)`` (lat, lon) in degrees.
+        k: Number of clusters (GASSL in the GeoRank code: 10).
+        seed: Seed of the initialisation.
+        iterations: K-means iterations.
+
+    Returns:
+        ``(N,)`` int64 cluster ids.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2 or not np.isfinite(coords).all():
+        raise ValueError(f"geo_clusters expects finite (N, 2) (lat, lon) coordinates, got shape {coords.shape}")
+    if not 1 <= k <= len(coords):
+        raise ValueError(f"cannot form k={k} clusters from {len(coords)} locations")
+    _, labels = kmeans2(latlon_to_unit(coords), k, iter=iterations, minit="++", seed=seed)
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.astype(np.int64)
+
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "euclidean_latlon",
+    "geo_clusters",
+    "haversine_km",
+    "latlon_to_unit",
+    "max_distance_km",
+]

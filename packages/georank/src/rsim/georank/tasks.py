@@ -28,6 +28,7 @@ from lightly.utils.lars import LARS
 from lightly.utils.scheduler import cosine_schedule
 from lightning.pytorch import LightningModule
 from rsim.core.io import atomic_path
+from rsim.core.tasks import MultiLabelClassificationTask
 from rsim.core.tasks.classification import warmup_cosine_schedule
 from rsim.georank.baselines import GeographyMSE, SoftTargetNTXent, Tile2VecTriplet
 from rsim.georank.losses import GeoRankLoss, combine
@@ -150,13 +151,21 @@ class GeoSSLModule(LightningModule):
             return None
         return sum((w * self.georank(z, coords) for z, w in embeddings), torch.zeros((), device=coords.device))
 
+    def auxiliary_loss(self, batch: dict[str, Any], embeddings: list[tuple[Tensor, float]]) -> Tensor | None:
+        """An extra pretext loss added to the total (GASSL's geo-classification); ``None`` by default."""
+        return None
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:  # noqa: D102
         views = batch["views"]
         self.momentum_update()
         ssl, embeddings = self.ssl_step(views)
         geo = self.georank_loss(embeddings, batch["coords"])
         loss = combine(ssl, geo, self.georank_config.alpha)
+        aux = self.auxiliary_loss(batch, embeddings)
         bs = views[0].shape[0]
+        if aux is not None:
+            loss = loss + aux
+            self.log("train/aux", aux, prog_bar=True, batch_size=bs)
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/ssl", ssl, batch_size=bs)
         if geo is not None:
@@ -240,6 +249,62 @@ class MoCoV2(GeoSSLModule):
         with torch.no_grad():
             key = self.projection_m(self.backbone_m(views[1]))
         return self.criterion(query, key), [(query, 1.0)]
+
+
+class GASSL(MoCoV2):
+    """GASSL (Ayush et al., ICCV 2021): MoCo v2 + temporal positives + a geo-location classification head.
+
+    Every training location gets a k-means cluster id of its coordinates (:func:`rsim.georank.geo.geo_clusters`,
+    computed once at the start of ``fit`` from ``datamodule.train_coordinates()``); a linear head on the query
+    projection (128 → k) classifies it with cross-entropy. Total loss:
+    ``combine(L_moco, L_georank, α) + geo_weight · L_geo``; GeoRank is off unless enabled. Temporal positives come
+    from the data module (``temporal_views: true``: two acquisitions of a location as the MoCo pair).
+
+    Args:
+        num_clusters: K-means clusters ``k`` (the GeoRank code: 10).
+        geo_weight: Weight of the geo-classification loss (GASSL: 1, an unweighted sum).
+        cluster_seed: Seed of the k-means initialisation.
+        **kwargs: :class:`MoCoV2` arguments; ``georank`` defaults to disabled.
+    """
+
+    cluster_of: Tensor
+
+    def __init__(self, num_clusters: int = 10, geo_weight: float = 1.0, cluster_seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("georank", GeoRankConfig(enabled=False))
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if num_clusters < 1:
+            raise ValueError(f"GASSL needs num_clusters >= 1, got {num_clusters}")
+        self.num_clusters, self.geo_weight, self.cluster_seed = num_clusters, geo_weight, cluster_seed
+        self.geo_head = nn.Linear(int(self.hparams["proj_dim"]), num_clusters)
+        self.register_buffer("cluster_of", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def set_clusters(self, coords: Any) -> Tensor:
+        """Cluster the training locations ``(N, 2)`` (lat, lon) and keep the id of every dataset index."""
+        from rsim.georank.geo import geo_clusters
+
+        labels = torch.as_tensor(geo_clusters(coords, self.num_clusters, self.cluster_seed), dtype=torch.long)
+        self.cluster_of = labels.to(self.geo_head.weight.device)
+        return self.cluster_of
+
+    def on_fit_start(self) -> None:  # noqa: D102
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "train_coordinates"):
+            raise ValueError("GASSL needs a data module with train_coordinates() (SSL4EO-S12 or BigEarthNet geo)")
+        self.set_clusters(dm.train_coordinates())
+
+    def auxiliary_loss(self, batch: dict[str, Any], embeddings: list[tuple[Tensor, float]]) -> Tensor:  # noqa: D102
+        if self.cluster_of.numel() == 0:
+            raise RuntimeError("GASSL clusters are not set: call set_clusters(coords) or train through Trainer.fit")
+        index = batch["index"].to(self.cluster_of.device).long()
+        if int(index.max()) >= self.cluster_of.numel():
+            raise IndexError(f"batch index {int(index.max())} beyond the {self.cluster_of.numel()} clustered locations")
+        target = self.cluster_of[index]
+        logits = self.geo_head(embeddings[0][0])
+        loss = nn.functional.cross_entropy(logits.float(), target)
+        if self._trainer is not None and self._trainer.training:
+            self.log("train/geo_acc", (logits.argmax(1) == target).float().mean(), batch_size=target.shape[0])
+        return self.geo_weight * loss
 
 
 class BYOL(GeoSSLModule):
@@ -401,8 +466,54 @@ class DINO(GeoSSLModule):
         self.student_head.cancel_last_layer_gradients(current_epoch=self.current_epoch)
 
 
+class SingleLabelClassificationTask(MultiLabelClassificationTask):
+    """Single-label (e.g. EuroSAT) linear probe / fine-tuning: rsim-core's task with cross-entropy and accuracy.
+
+    Everything else (timm backbone, local safetensors ``weights`` from ``georank export``, ``freeze_backbone``,
+    AdamW, warm-up + cosine) is :class:`rsim.core.tasks.MultiLabelClassificationTask`. Logs ``{val,test}/acc``
+    (overall accuracy, the paper's metric) and ``{val,test}/acc_macro`` (mean per-class accuracy). Batches are
+    ``{"image": (B, C, H, W), "label": (B,) int64}``.
+
+    Args:
+        num_classes: Classes (EuroSAT: 10).
+        **kwargs: :class:`rsim.core.tasks.MultiLabelClassificationTask` arguments.
+    """
+
+    def __init__(self, num_classes: int = 10, **kwargs: Any) -> None:
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy
+
+        super().__init__(num_classes=num_classes, **kwargs)
+        self.loss = nn.CrossEntropyLoss()  # type: ignore[assignment]
+
+        def metrics(prefix: str) -> MetricCollection:
+            return MetricCollection(
+                {"acc": MulticlassAccuracy(num_classes, average="micro"),
+                 "acc_macro": MulticlassAccuracy(num_classes, average="macro")},
+                prefix=prefix,
+            )  # fmt: skip
+
+        self.val_metrics = metrics("val/")
+        self.test_metrics = metrics("test/")
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+        loss = self.loss(self(batch["image"]), batch["label"].long())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["label"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict[str, Tensor], metrics: Any, stage: str) -> None:
+        logits = self(batch["image"])
+        label = batch["label"].long()
+        metrics.update(logits, label)
+        self.log(f"{stage}/loss", self.loss(logits, label), prog_bar=True, batch_size=label.shape[0])
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
+        return {"probabilities": torch.softmax(self(batch["image"]), dim=1), "index": batch["index"]}
+
+
 METHODS: dict[str, type[GeoSSLModule]] = {
     "moco": MoCoV2,
+    "gassl": GASSL,
     "byol": BYOL,
     "simclr": SimCLR,
     "simsiam": SimSiam,
@@ -410,4 +521,15 @@ METHODS: dict[str, type[GeoSSLModule]] = {
 }
 
 
-__all__ = ["BYOL", "DINO", "METHODS", "GeoRankConfig", "GeoSSLModule", "MoCoV2", "SimCLR", "SimSiam"]
+__all__ = [
+    "BYOL",
+    "DINO",
+    "GASSL",
+    "METHODS",
+    "GeoRankConfig",
+    "GeoSSLModule",
+    "MoCoV2",
+    "SimCLR",
+    "SimSiam",
+    "SingleLabelClassificationTask",
+]

@@ -8,6 +8,7 @@ from rsim.georank.data.datamodules import (
     Views,
     cardinality_subset,
 )
+from rsim.georank.data.eurosat import EUROSAT_CLASSES, EuroSATDataModule, read_eurosat
 from rsim.georank.data.ssl4eo import SSL4EOS12Dataset, SSL4EOS12Tree
 from rsim.georank.data.transforms import AUGMENTATIONS, BEN_P99, PercentileStandardize, ViewAugment
 
@@ -15,7 +16,9 @@ __all__ = [
     "AUGMENTATIONS",
     "BEN_P99",
     "CARDINALITIES",
+    "EUROSAT_CLASSES",
     "BigEarthNetGeoDataModule",
+    "EuroSATDataModule",
     "PercentileStandardize",
     "SSL4EODataModule",
     "SSL4EOS12Dataset",
@@ -26,5 +29,6 @@ __all__ = [
     "cardinality_subset",
     "raster_centre_wgs84",
     "read_coordinates",
+    "read_eurosat",
     "write_coordinates",
 ]

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
 from rsim.core.data import BigEarthNetDataModule, PatchTable, stack_bands
 from rsim.core.data.nomenclature import band_presets
-from rsim.georank.data.coords import benv2_coordinates, read_coordinates
+from rsim.core.errors import DataFormatError
+from rsim.georank.data.coords import (
+    LATLON_COLUMNS,
+    benv2_coordinates,
+    metadata_coordinates,
+    patch_name_coordinates,
+    read_coordinates,
+    ssl4eo_coordinates,
+)
 from rsim.georank.data.ssl4eo import SSL4EO_GSD, SSL4EOS12Dataset, SSL4EOS12Tree
 from rsim.georank.data.transforms import PercentileStandardize, ViewAugment, center_crop
 from torch import Tensor
@@ -104,6 +113,7 @@ class SSL4EODataModule(LightningDataModule):
         batch_size: Batch size.
         num_workers: DataLoader workers.
         seed: Seed of the timestamp draws.
+        coords_file: Parquet ``patch_id`` (= location), ``lat``, ``lon`` for :meth:`train_coordinates` (GASSL).
     """
 
     def __init__(
@@ -122,9 +132,11 @@ class SSL4EODataModule(LightningDataModule):
         batch_size: int = 256,
         num_workers: int = 4,
         seed: int = 0,
+        coords_file: str | None = None,
     ) -> None:
         super().__init__()
         self.root = root
+        self.coords_file = coords_file
         self.modality = modality
         self.band_order = band_presets(bands)
         self.num_channels = len(self.band_order)
@@ -146,6 +158,21 @@ class SSL4EODataModule(LightningDataModule):
             self.dataset = SSL4EOS12Dataset(
                 tree, self.band_order, temporal_views=self.temporal_views, indices=idx.tolist(), seed=self.seed
             )
+
+    def train_coordinates(self) -> np.ndarray:
+        """``(N, 2)`` (lat, lon) of every training location, in dataset-index order (for GASSL's clusters).
+
+        Read from ``coords_file`` (``georank coords --layout ssl4eo``, Dask) when given, else from each location's
+        first-timestamp GeoTIFF bounds (serially).
+        """
+        self.setup()
+        assert self.dataset is not None
+        tree, ds = self.dataset.tree, self.dataset
+        locations = [tree.locations[i] for i in ds.indices]
+        if self.coords_file is not None:
+            return read_coordinates(self.coords_file, locations)
+        ref = next((b for b in self.band_order if SSL4EO_GSD[b] == 10), self.band_order[0])
+        return ssl4eo_coordinates(self.root, locations, modality=self.modality, band=ref)
 
     def train_dataloader(self) -> DataLoader[Any]:  # noqa: D102
         self.setup()
@@ -206,12 +233,23 @@ class _WithCoords(Dataset[dict[str, Any]]):
 class BigEarthNetGeoDataModule(BigEarthNetDataModule):
     """rsim-core's BigEarthNet data module plus patch centres, cardinality subsets, GeoRank normalisation and views.
 
-    Coordinates come from ``coords_file`` (written by ``georank coords``) or, without it, from the GeoTIFF tree
-    under ``root`` (each patch's ``B02`` bounds → WGS84). All other arguments are those of
-    :class:`rsim.core.data.BigEarthNetDataModule` (its own normalisation and augmentation are replaced).
+    Pretraining reads the GeoTIFF tree (``root``) or rsim-core's LMDB store (``lmdb``, rico-hdl format, with the
+    ``metadata`` parquet). Patch centres come from ``coords_source``:
+
+    - ``file``: ``coords_file``, a parquet of ``patch_id, lat, lon`` (written by ``georank coords``);
+    - ``metadata``: ``latitude``/``longitude`` (or ``lat``/``lon``) columns of the metadata parquet (e.g. the
+      BigEarthNet.txt parquet's patch centres);
+    - ``geotiff``: each patch's ``B02`` bounds in the tree under ``root`` → WGS84;
+    - ``patch_name``: the patch-name geometry ``<tile>_<c>_<r>`` + the MGRS tile origin (no file read; works for
+      an LMDB store alone);
+    - ``auto`` (default): the first of file, metadata, geotiff (GeoTIFF tree without LMDB), patch_name available.
+
+    All other arguments are those of :class:`rsim.core.data.BigEarthNetDataModule` (its own normalisation and
+    augmentation are replaced).
 
     Args:
         coords_file: Parquet of ``patch_id, lat, lon``.
+        coords_source: ``auto``, ``file``, ``metadata``, ``geotiff`` or ``patch_name``.
         subset_fraction: Cardinality of the training split.
         subset_version: Seed of the subset.
         p99: Per-band 99th percentiles (default: the BigEarthNet "All" table).
@@ -224,6 +262,7 @@ class BigEarthNetGeoDataModule(BigEarthNetDataModule):
     def __init__(
         self,
         coords_file: str | None = None,
+        coords_source: Literal["auto", "file", "metadata", "geotiff", "patch_name"] = "auto",
         subset_fraction: float = 1.0,
         subset_version: int = 0,
         p99: dict[str, float] | None = None,
@@ -235,6 +274,11 @@ class BigEarthNetGeoDataModule(BigEarthNetDataModule):
         kwargs.update(normalization=None, augment=False)
         super().__init__(**kwargs)
         self.coords_file = coords_file
+        if coords_source not in ("auto", "file", "metadata", "geotiff", "patch_name"):
+            raise ValueError(f"unknown coords_source {coords_source!r}; expected auto, file, metadata, geotiff, "
+                             "patch_name")  # fmt: skip
+        self.coords_source = coords_source
+        self._latlon_frame: pd.DataFrame | bool | None = None
         self.subset_fraction = subset_fraction
         self.subset_version = subset_version
         self.georank_normalize = _normalizer(self.band_order, p99, norm_mean, norm_std)
@@ -250,13 +294,52 @@ class BigEarthNetGeoDataModule(BigEarthNetDataModule):
         return table
 
     def patch_coordinates(self, table: PatchTable) -> np.ndarray:
-        """``(N, 2)`` (lat, lon) of the table's patches."""
+        """``(N, 2)`` (lat, lon) of the table's patches, from ``coords_source`` (see the class docstring)."""
         keys = [str(k) for k in table.s2_keys]
-        if self.coords_file is not None:
+        source = self.coords_source
+        if source == "auto":
+            if self.coords_file is not None:
+                source = "file"
+            elif self._metadata_latlon() is not None:
+                source = "metadata"
+            elif self.lmdb is None and self.root is not None:
+                source = "geotiff"
+            else:
+                source = "patch_name"
+        if source == "file":
+            if self.coords_file is None:
+                raise FileNotFoundError("coords_source='file' needs `coords_file` (written by `georank coords`)")
             return read_coordinates(self.coords_file, keys)
-        if self.root is None:
-            raise FileNotFoundError("BigEarthNet coordinates need `coords_file` when reading from an LMDB store only")
-        return benv2_coordinates(self.root, keys)
+        if source == "metadata":
+            frame = self._metadata_latlon()
+            if frame is None:
+                raise DataFormatError(
+                    f"coords_source='metadata': {self._metadata_file()} has no latitude/longitude (or lat/lon) columns"
+                )
+            return metadata_coordinates(frame, keys, source=str(self._metadata_file()))
+        if source == "geotiff":
+            if self.root is None:
+                raise FileNotFoundError("coords_source='geotiff' needs the GeoTIFF tree `root`")
+            return benv2_coordinates(self.root, keys)
+        if source == "patch_name":
+            return patch_name_coordinates(keys)
+        raise ValueError(f"unknown coords_source {source!r}; expected auto, file, metadata, geotiff or patch_name")
+
+    def _metadata_latlon(self) -> pd.DataFrame | None:
+        """The metadata parquet when it carries patch-centre coordinates, else ``None`` (read once)."""
+        if self._latlon_frame is None:
+            try:
+                path = self._metadata_file()
+            except FileNotFoundError:
+                return None
+            frame = pd.read_parquet(path)
+            cols = {c for pair in LATLON_COLUMNS for c in pair} & set(frame.columns)
+            self._latlon_frame = frame[["patch_id", *sorted(cols)]] if cols and "patch_id" in frame.columns else False
+        return self._latlon_frame if isinstance(self._latlon_frame, pd.DataFrame) else None
+
+    def train_coordinates(self) -> np.ndarray:
+        """``(N, 2)`` (lat, lon) of every training patch, in dataset-index order (for GASSL's clusters)."""
+        return np.asarray(self._ensure("train").coords, dtype=np.float64)
 
     def _ensure(self, split: str) -> Any:
         dataset = super()._ensure(split)

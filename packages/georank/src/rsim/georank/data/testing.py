@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,4 +83,76 @@ def write_ssl4eo_fixture(
     return [(float(a), float(b)) for a, b in centres]
 
 
-__all__ = ["DEFAULT_SITES", "utm_epsg", "write_ssl4eo_fixture"]
+def write_eurosat_fixture(
+    root: str | os.PathLike[str],
+    *,
+    per_class: int = 4,
+    size: int = 64,
+    classes: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a EuroSAT MS tree in the official layout: ``root/EuroSAT_MS/<Class>/<Class>_<n>.tif`` (n from 1).
+
+    Every file is a ``size``×``size`` 13-band uint16 GeoTIFF at 10 m in a UTM CRS (zone of a random European
+    location), like the release. Each class has its own mean spectrum (plus noise), so a probe can separate them.
+
+    Args:
+        root: Output folder.
+        per_class: Files per class.
+        size: Pixels per side (64 in the release).
+        classes: Class folders to write (default: all 10).
+        seed: Random seed (same seed → identical files).
+
+    Returns:
+        The ``EuroSAT_MS`` folder.
+    """
+    from rsim.georank.data.eurosat import EUROSAT_CLASSES, EUROSAT_FILE_BANDS
+
+    rng = np.random.default_rng(seed)
+    out = Path(root) / "EuroSAT_MS"
+    nb = len(EUROSAT_FILE_BANDS)
+    for ci, name in enumerate(classes or EUROSAT_CLASSES):
+        spectrum = rng.uniform(500, 4000, size=nb) * (1 + 0.1 * ci)
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(1, per_class + 1):
+            lat, lon = rng.uniform(40, 60), rng.uniform(-8, 28)
+            epsg = utm_epsg(lat, lon)
+            x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(lon, lat)
+            data = spectrum[:, None, None] * rng.uniform(0.8, 1.2, size=(nb, size, size))
+            profile = {
+                "driver": "GTiff", "height": size, "width": size, "count": nb, "dtype": "uint16",
+                "crs": f"EPSG:{epsg}", "transform": from_origin(x, y, 10, 10), "nodata": None,
+            }  # fmt: skip
+            with rasterio.open(folder / f"{name}_{n}.tif", "w", **profile) as dst:
+                dst.write(np.clip(data, 1, 65535).astype(np.uint16))
+    return out
+
+
+def write_eurosat_lmdb(root: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Encode a EuroSAT MS tree into an LMDB store in rico-hdl's format (atomically).
+
+    Key ``<Class>_<n>`` (the file stem); value one safetensors dict ``{B01 … B12, B08A: (H, W) uint16}`` (rico-hdl
+    spells B8A as ``B08A``).
+    """
+    import lmdb
+    from rsim.core.data.lmdb_store import encode_value
+    from rsim.georank.data.eurosat import EUROSAT_FILE_BANDS, RICO_BAND_KEY, eurosat_files, read_eurosat
+
+    files, _ = eurosat_files(root)
+    names = [RICO_BAND_KEY.get(b, b) for b in EUROSAT_FILE_BANDS]
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")  # a store is a folder: written aside, then renamed
+    shutil.rmtree(tmp, ignore_errors=True)
+    env = lmdb.open(str(tmp), map_size=1 << 30, subdir=True)
+    try:
+        with env.begin(write=True) as txn:
+            for f in files:
+                txn.put(f.stem.encode("utf-8"), encode_value(dict(zip(names, read_eurosat(f), strict=True))))
+    finally:
+        env.close()
+    os.replace(tmp, out)
+    return out
+
+
+__all__ = ["DEFAULT_SITES", "utm_epsg", "write_eurosat_fixture", "write_eurosat_lmdb", "write_ssl4eo_fixture"]

@@ -7,6 +7,8 @@ from typing import Any
 
 import kornia.augmentation as K
 import torch
+from kornia.augmentation import IntensityAugmentationBase2D
+from kornia.enhance import posterize
 from torch import Tensor, nn
 
 #: Per-band 99th percentiles of BigEarthNet ("All" countries) [code: GeoRank constants, bigearthnet.md §7].
@@ -74,6 +76,64 @@ def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:
     return flat.mean(1).tolist(), flat.std(1).clamp_min(1e-6).tolist()
 
 
+class RangePosterize(K.RandomPosterize):
+    """Kornia's posterize for data outside ``[0, 1]``, applied to each sample's channels in their own range.
+
+    Each channel of a sample is min-max scaled to ``[0, 1]``, posterized to ``bits`` bits (kornia's uint8 round
+    trip), then scaled back.
+
+    Kornia (and albumentations) posterize 8-bit images; multispectral batches here are p99-scaled and possibly
+    standardised, so clamping to ``[0, 1]`` would destroy them [assumption: per-sample, per-channel range].
+
+    Args:
+        bits: Bits kept, an int or a ``(low, high)`` range drawn per sample (the original: ``num_bits`` 6, i.e. a
+            draw from 6…8).
+        p: Probability per sample.
+    """
+
+    def __init__(self, bits: int | tuple[int, int] = (6, 8), p: float = 0.5) -> None:
+        super().__init__(bits=(bits, bits) if isinstance(bits, int) else bits, p=p)
+
+    def apply_transform(  # noqa: D102
+        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
+    ) -> Tensor:
+        lo = input.amin(dim=(-2, -1), keepdim=True)
+        span = (input.amax(dim=(-2, -1), keepdim=True) - lo).clamp_min(torch.finfo(input.dtype).tiny)
+        unit = ((input - lo) / span).clamp(0.0, 1.0)
+        return posterize(unit, params["bits_factor"].to(input.device)) * span + lo
+
+
+class RandomPixelDrop(IntensityAugmentationBase2D):
+    """Pixel dropout (albumentations ``PixelDropout``): each pixel is set to ``drop_value`` with ``drop_prob``.
+
+    The mask is drawn on the batch's device from torch's generator (``seed_everything`` makes it reproducible).
+
+    Args:
+        drop_prob: Probability that a pixel is dropped.
+        per_channel: Draw the mask per channel (``False``: one mask for all bands of a sample).
+        drop_value: Value written into dropped pixels.
+        p: Probability per sample.
+    """
+
+    def __init__(
+        self, drop_prob: float = 0.01, per_channel: bool = False, drop_value: float = 0.0, p: float = 0.5
+    ) -> None:
+        super().__init__(p=p)
+        if not 0.0 <= drop_prob <= 1.0:
+            raise ValueError(f"pixel drop probability must be in [0, 1], got {drop_prob}")
+        self.drop_prob, self.per_channel, self.drop_value = drop_prob, per_channel, drop_value
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:  # noqa: D102
+        return {}  # the mask is drawn in apply_transform, on the batch's device
+
+    def apply_transform(  # noqa: D102
+        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
+    ) -> Tensor:
+        c = input.shape[1] if self.per_channel else 1
+        drop = torch.rand(input.shape[0], c, *input.shape[2:], device=input.device) < self.drop_prob
+        return torch.where(drop, torch.full_like(input, self.drop_value), input)
+
+
 #: The augmentation study set: name → factory(probability) of a kornia module working on any channel count.
 AUGMENTATIONS: dict[str, Callable[[float], nn.Module]] = {
     "brightness": lambda p: K.RandomBrightness((0.8, 1.2), p=p),
@@ -84,6 +144,8 @@ AUGMENTATIONS: dict[str, Callable[[float], nn.Module]] = {
     "shear": lambda p: K.RandomAffine(degrees=0, shear=10.0, p=p),
     "cutout": lambda p: K.RandomErasing(scale=(0.02, 0.2), p=p),
     "grid_shuffle": lambda p: K.RandomJigsaw(grid=(4, 4), p=p),
+    "posterize": lambda p: RangePosterize(bits=(6, 8), p=p),
+    "pixel_drop": lambda p: RandomPixelDrop(drop_prob=0.01, p=p),
 }
 
 
@@ -141,4 +203,13 @@ def center_crop(x: Tensor, size: int) -> Tensor:
     return x[..., top : top + size, left : left + size]
 
 
-__all__ = ["AUGMENTATIONS", "BEN_P99", "PercentileStandardize", "ViewAugment", "center_crop", "channel_stats"]
+__all__ = [
+    "AUGMENTATIONS",
+    "BEN_P99",
+    "PercentileStandardize",
+    "RandomPixelDrop",
+    "RangePosterize",
+    "ViewAugment",
+    "center_crop",
+    "channel_stats",
+]
