@@ -100,6 +100,17 @@ def test_progress_bar_can_be_disabled(benv2_fixture, tmp_path: Path) -> None:  #
     assert main(args) == 0
 
 
+def test_config_callbacks_keep_the_metrics_table(benv2_fixture, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = _tiny_config(tmp_path, benv2_fixture.root)
+    data = yaml.safe_load(config.read_text())
+    data["trainer"]["callbacks"] = [
+        {"class_path": "lightning.pytorch.callbacks.EarlyStopping", "init_args": {"monitor": "train/loss"}}
+    ]
+    config.write_text(yaml.safe_dump(data))
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1"]) == 0
+    assert "metrics after" in capsys.readouterr().out  # MetricsSummary added beside the config's own callbacks
+
+
 def test_atomic_file_gets_normal_permissions(tmp_path: Path) -> None:
     import os
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 Verb = Callable[[list[str]], int | None]
@@ -45,26 +45,22 @@ class MetricsSummary(Callback):
 
 
 class RsimCLI(LightningCLI):
-    """LightningCLI with rsim defaults: seed 0, config saved with each run, rich progress bar."""
+    """LightningCLI with rsim defaults: seed 0, config saved with each run, rich progress bar, metrics table.
 
-    def before_instantiate_classes(self) -> None:
-        """Drop the default progress bar when the user disables progress bars."""
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        trainer = config.get("trainer") if config is not None else None
-        if trainer is not None and trainer.get("enable_progress_bar") is False and trainer.get("callbacks"):
-            trainer["callbacks"] = [
-                c for c in trainer["callbacks"] if "RichProgressBar" not in str(getattr(c, "class_path", c))
-            ]
+    The progress bar and :class:`MetricsSummary` are added to whatever ``trainer.callbacks`` a config lists (unless it
+    already has a progress bar or a summary, or ``trainer.enable_progress_bar`` is false for the bar), so a config
+    with its own callbacks keeps them.
+    """
 
-    def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.set_defaults(
-            {
-                "trainer.callbacks": [
-                    {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
-                    {"class_path": "rsim.core.cli.MetricsSummary"},
-                ]
-            }
-        )
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        given = config.get("callbacks") or []
+        callbacks = list(given) if isinstance(given, list) else [given]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(RichProgressBar())
+        if not any(isinstance(c, MetricsSummary) for c in callbacks):
+            callbacks.append(MetricsSummary())
+        return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
 def _usage(prog: str, verbs: Mapping[str, Verb]) -> str:
