@@ -1,0 +1,1 @@
+"""TerraScope nn.Modules and the pure region-injection functions."""
