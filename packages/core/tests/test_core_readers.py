@@ -10,7 +10,7 @@ from core_paths import BENV1, BENV2, REF_SAMPLE, S1_SAMPLE, S2_SAMPLE
 from rsim.core.data import BigEarthNetV1Tree, BigEarthNetV2Tree, LmdbPatchStore, PatchTable, load_metadata
 from rsim.core.data.bigearthnet import BigEarthNetDataset, v1_patch_table
 from rsim.core.data.nomenclature import S1_BANDS, S2_BANDS, multi_hot
-from rsim.core.errors import MissingKeyError
+from rsim.core.errors import DataFormatError, MissingKeyError
 
 META = BENV2 / "metadata" / "metadata.parquet"
 SNOW = BENV2 / "metadata" / "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
@@ -70,6 +70,16 @@ def test_real_metadata_counts_and_snow_cloud_filter() -> None:
     labels = meta.loc[meta["patch_id"] == S2_SAMPLE, "labels"].iloc[0]
     np.testing.assert_array_equal(table.labels[row], multi_hot(labels))
     assert table.s1_keys[row] == "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_75_43"
+
+
+def test_filtered_metadata_read_returns_the_same_rows() -> None:
+    full = load_metadata(META)
+    some = load_metadata(META, patch_ids=[S2_SAMPLE, "not-a-patch"], columns=["patch_id", "split", "s1_name"])
+    assert list(some.columns) == ["patch_id", "split", "s1_name"] and len(some) == 1
+    expected = full.loc[full["patch_id"] == S2_SAMPLE, ["split", "s1_name"]].iloc[0].tolist()
+    assert some[["split", "s1_name"]].iloc[0].tolist() == expected
+    with pytest.raises(DataFormatError, match=r"metadata.parquet lacks column\(s\) \['latitude'\]"):
+        load_metadata(META, columns=["patch_id", "latitude"])
 
 
 def test_missing_s1_partner_of_the_real_sample_is_named() -> None:

@@ -48,15 +48,17 @@ class RsimCLI(LightningCLI):
     """LightningCLI with rsim defaults: seed 0, config saved with each run, rich progress bar, metrics table.
 
     The progress bar and :class:`MetricsSummary` are added to whatever ``trainer.callbacks`` a config lists (unless it
-    already has a progress bar or a summary, or ``trainer.enable_progress_bar`` is false for the bar), so a config
-    with its own callbacks keeps them.
+    already has them), so a config with its own callbacks keeps both; ``trainer.enable_progress_bar: false`` removes
+    any progress bar, including one the config lists.
     """
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         given = config.get("callbacks") or []
         callbacks = list(given) if isinstance(given, list) else [given]
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+        if config.get("enable_progress_bar") is False:  # a config listing a bar may still be run without one
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        elif not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(RichProgressBar())
         if not any(isinstance(c, MetricsSummary) for c in callbacks):
             callbacks.append(MetricsSummary())

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 METADATA_COLUMNS = ("patch_id", "labels", "split", "s1_name")
+_OPTIONAL_COLUMNS = ("contains_seasonal_snow", "contains_cloud_or_shadow")
 _GDAL_ENV = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_NUM_THREADS": "1",
@@ -288,6 +289,8 @@ def load_metadata(
     *,
     snow_cloud_path: str | os.PathLike[str] | None = None,
     filter_snow_cloud: bool = True,
+    patch_ids: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read the v2 ``metadata.parquet`` (and optionally the snow/cloud/shadow file).
 
@@ -296,30 +299,44 @@ def load_metadata(
         snow_cloud_path: ``metadata_for_patches_with_snow_cloud_or_shadow.parquet``; its rows are added only
             when ``filter_snow_cloud`` is off.
         filter_snow_cloud: Drop patches flagged with seasonal snow or cloud/shadow (reBEN's default).
+        patch_ids: Read only these patches (a filtered parquet read: fast on the 480k-row table).
+        columns: Return only these columns (all by default).
 
     Raises:
         FileNotFoundError: A file is missing.
         DataFormatError: The file is not parquet or lacks a required column.
     """
-    frames = [_read_parquet(Path(path))]
+    flags = ("contains_seasonal_snow", "contains_cloud_or_shadow")
+    read_columns = None
+    if columns is not None:
+        read_columns = list(dict.fromkeys([*columns, *(flags if filter_snow_cloud else ())]))
+    frames = [_read_parquet(Path(path), read_columns, patch_ids)]
     if snow_cloud_path is not None and not filter_snow_cloud:
-        frames.append(_read_parquet(Path(snow_cloud_path)))
+        frames.append(_read_parquet(Path(snow_cloud_path), read_columns, patch_ids))
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if filter_snow_cloud:
-        flags = [c for c in ("contains_seasonal_snow", "contains_cloud_or_shadow") if c in df.columns]
-        if flags:
-            df = df.loc[~df[flags].any(axis=1)].reset_index(drop=True)
-    return df
+        present = [c for c in flags if c in df.columns]
+        if present:
+            df = df.loc[~df[present].any(axis=1)].reset_index(drop=True)
+    return df[list(columns)] if columns is not None else df
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(
+    path: Path, columns: Sequence[str] | None = None, patch_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"metadata file {path} is missing")
     try:
-        df = pd.read_parquet(path)
+        import pyarrow.parquet as pq
+
+        available = set(pq.read_schema(path).names)
+        wanted = None if columns is None else [c for c in columns if c in available]
+        filters = None if patch_ids is None else [("patch_id", "in", list(patch_ids))]
+        df = pd.read_parquet(path, columns=wanted, filters=filters)
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DataFormatError(f"{path} is not a readable parquet file ({exc})") from exc
-    missing = [c for c in METADATA_COLUMNS if c not in df.columns]
+    required = METADATA_COLUMNS if columns is None else [c for c in columns if c not in _OPTIONAL_COLUMNS]
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataFormatError(f"{path} lacks column(s) {missing}; expected the BigEarthNet v2 metadata schema")
     return df

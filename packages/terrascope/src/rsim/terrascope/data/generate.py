@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
-from rsim.core.data.bigearthnet import BigEarthNetV2Tree, find_metadata
-from rsim.core.errors import DataFormatError
+from rsim.core.data.bigearthnet import BigEarthNetV2Tree, find_metadata, load_metadata
 from rsim.core.io import atomic_path
 from rsim.core.parallel import dask_client, map_with_progress
 from rsim.terrascope.data.bench import BenchConfig, BenchItem, bench_items_from_label_map, write_bench
@@ -55,23 +53,15 @@ def list_reference_patches(
         if split is not None:
             raise FileNotFoundError(f"split {split!r} requested but {root} has no metadata.parquet") from None
     else:
-        meta = _metadata_rows(meta_path, patches)
+        meta = load_metadata(
+            meta_path, filter_snow_cloud=False, patch_ids=list(patches), columns=["patch_id", "split", "s1_name"]
+        )
         if split is not None:
             keep = set(meta.loc[meta["split"] == split, "patch_id"])
             patches = [p for p in patches if p in keep]
         s1 = dict(zip(meta["patch_id"], meta["s1_name"], strict=True))
     out = [(p, str(s1.get(p, ""))) for p in patches]
     return out[:limit] if limit is not None else out
-
-
-def _metadata_rows(path: Path, patches: Sequence[str]) -> pd.DataFrame:
-    """``patch_id``, ``split`` and ``s1_name`` of the given patches (a filtered read of the 480k-row table)."""
-    try:
-        return pd.read_parquet(
-            path, columns=["patch_id", "split", "s1_name"], filters=[("patch_id", "in", list(patches))]
-        )
-    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
-        raise DataFormatError(f"{path}: cannot read columns patch_id/split/s1_name ({exc})") from exc
 
 
 def render_patch(
