@@ -218,3 +218,32 @@ def test_ladder_has_eight_points():
     from rsim.hyvic.tasks import LAMBDA_LADDER
 
     assert values == sorted(LAMBDA_LADDER)
+
+
+def test_monotone_hull_and_select_with_hull(tmp_path, capsys):
+    from rsim.hyvic.evaluate import monotone_hull
+
+    pts = [
+        {"bpppc": 0.1, "psnr": 20.0, "sa": 9.0},
+        {"bpppc": 0.2, "psnr": 19.0, "sa": 9.5},  # dominated: more bits, less PSNR
+        {"bpppc": 0.3, "psnr": 24.0, "sa": 6.0},
+        {"bpppc": 0.3, "psnr": 23.0, "sa": 6.5},  # same rate, lower PSNR
+        {"bpppc": 0.6, "psnr": 27.0, "sa": 4.0},
+        {"bpppc": 1.2, "psnr": 29.0, "sa": 3.0},
+    ]
+    hull, dropped = monotone_hull(pts)
+    assert [p["bpppc"] for p in hull] == [0.1, 0.3, 0.6, 1.2]
+    assert [(p["bpppc"], p["psnr"]) for p in dropped] == [(0.2, 19.0), (0.3, 23.0)]
+    curve = {"name": "S1 N8 M8", "config": {"num_stages": 1}, "points": pts}
+    anchor = _curve("anchor", -3.0)
+    (tmp_path / "c.json").write_text(json.dumps(curve))
+    (tmp_path / "a.json").write_text(json.dumps(anchor))
+    args = ["select", "--curves", str(tmp_path / "c.json"), "--anchor", str(tmp_path / "a.json")]
+    with pytest.raises(ValueError, match="strictly"):  # repeated rate and falling PSNR are refused
+        main([*args, "--out", str(tmp_path / "raw.md")])
+    assert main([*args, "--out", str(tmp_path / "sel.md"), "--hull"]) == 0
+    sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["hull"] is True and sel["rows"][0]["dropped"] == 2 and sel["rows"][0]["anchor_dropped"] == 0
+    expected = bd_table([{**curve, "points": hull}], anchor)[0]["bd_psnr"]
+    assert sel["rows"][0]["bd_psnr"] == pytest.approx(expected)
+    assert "monotone hull" in (tmp_path / "sel.md").read_text()

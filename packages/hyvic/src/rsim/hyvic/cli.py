@@ -25,9 +25,15 @@ def compress_main(argv: list[str]) -> int:
     ap.add_argument("--tile", type=int, default=256, help="tile size in pixels (multiple of the model divisor)")
     ap.add_argument("--scale", type=float, default=None, help="value that maps to 1.0 (default 10000 for ints)")
     ap.add_argument("--grid", type=int, default=10, choices=(10, 20), help="Sentinel-2 folder grid (m)")
+    ap.add_argument(
+        "--scale-index",
+        default="nearest",
+        choices=("nearest", "up"),
+        help="y scale -> CDF table index: nearest in log scale, or CompressAI's round-up (larger files)",
+    )
     a = ap.parse_args(argv)
     model = load_model(a.model)
-    st = compress_file(model, a.input, a.output, tile=a.tile, scale=a.scale, grid=a.grid)
+    st = compress_file(model, a.input, a.output, tile=a.tile, scale=a.scale, grid=a.grid, scale_index=a.scale_index)
     c, h, w = st.shape
     print(
         f"{a.input} ({c}x{h}x{w}) -> {st.path}: {st.num_bytes} bytes, {st.bpppc:.4f} bpppc, "
@@ -76,12 +82,13 @@ def rd_main(argv: list[str]) -> int:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--grid", type=int, default=10, choices=(10, 20))
     ap.add_argument("--scale", type=float, default=None)
+    ap.add_argument("--scale-index", default="nearest", choices=("nearest", "up"), help="see `hyvic compress -h`")
     ap.add_argument("--out", required=True, help="RD curve JSON")
     ap.add_argument("--plot", default=None, help="RD plot PNG")
     a = ap.parse_args(argv)
     models = [(str(p), load_model(p)) for p in a.models]
     name = a.name or Path(a.models[0]).parent.name or "model"
-    curve = rd_curve(models, a.input, name=name, tile=a.tile, grid=a.grid, scale=a.scale)
+    curve = rd_curve(models, a.input, name=name, tile=a.tile, grid=a.grid, scale=a.scale, scale_index=a.scale_index)
     write_json(a.out, curve)
     print(f"{'model':<40} {'bpppc':>8} {'lik.bpppc':>9} {'CR':>8} {'PSNR':>7} {'SA':>7} {'enc s':>6} {'dec s':>6}")
     for p in curve["points"]:
@@ -114,6 +121,11 @@ def select_main(argv: list[str]) -> int:
     ap.add_argument("--input", help="image for --models")
     ap.add_argument("--anchor", required=True, help="anchor RD curve JSON (e.g. the mbt2018-mean baseline)")
     ap.add_argument("--metric", default="bd_psnr", choices=("bd_psnr", "bd_sa", "bd_rate"))
+    ap.add_argument(
+        "--hull",
+        action="store_true",
+        help="fit each curve's monotone hull (drop points beaten by a cheaper one) instead of refusing it",
+    )
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--grid", type=int, default=10, choices=(10, 20))
     ap.add_argument("--out", required=True, help="selection table (Markdown); a .json twin is written beside it")
@@ -136,7 +148,7 @@ def select_main(argv: list[str]) -> int:
             )
             curves.append(rd_curve(models, a.input, name=name, tile=a.tile, grid=a.grid))
     anchor = read_curve(a.anchor)
-    rows = bd_table(curves, anchor)
+    rows = bd_table(curves, anchor, hull=a.hull)
     best = select_best(rows, a.metric)
     table = markdown_table(rows, best)
     out = Path(a.out)
@@ -144,10 +156,11 @@ def select_main(argv: list[str]) -> int:
     from rsim.core.io import atomic_path
 
     with atomic_path(out) as tmp:
-        tmp.write_text(f"anchor: {anchor['name']}; selection metric: {a.metric}\n\n{table}")
+        hull_note = "; curves reduced to their monotone hull" if a.hull else ""
+        tmp.write_text(f"anchor: {anchor['name']}; selection metric: {a.metric}{hull_note}\n\n{table}")
     write_json(
         out.with_suffix(".json"),
-        {"anchor": anchor["name"], "metric": a.metric, "rows": rows, "selected": best["name"]},
+        {"anchor": anchor["name"], "metric": a.metric, "hull": a.hull, "rows": rows, "selected": best["name"]},
     )
     sys.stdout.write(table)
     print(f"selected: {best['name']} ({a.metric})")
@@ -166,12 +179,15 @@ def convert_main(argv: list[str]) -> int:
     ap.add_argument("root", help="HySpecNet-11k root with patches/")
     ap.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local cluster)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument(
+        "--threads", action="store_true", help="local cluster workers as threads in this process (no processes)"
+    )
     a = ap.parse_args(argv)
     files = sorted(Path(a.root, "patches").glob("tile_*/*/*-SPECTRAL_IMAGE.TIF"))
     if not files:
         print(f"{a.root}: no patches/tile_*/*/*-SPECTRAL_IMAGE.TIF found", file=sys.stderr)
         return 1
-    with dask_client(a.scheduler, a.workers) as client:
+    with dask_client(a.scheduler, a.workers, processes=not a.threads) as client:
         out = map_with_progress(convert_hyspecnet_patch, files, client=client, description="HySpecNet-11k -> npy")
     print(f"wrote {len(out)} -DATA.npy files")
     return 0

@@ -5,7 +5,8 @@ File layout (all integers little-endian)::
     magic      8 bytes  b"HYVIC\x00\r\n"
     version    u16      FORMAT_VERSION
     hlen       u32      length of the JSON header
-    header     hlen     zlib-compressed JSON: model id/architecture/config, shape, dtype, scale, tile, georef
+    header     hlen     zlib-compressed JSON: model id/architecture/config, shape, dtype, scale, tile, georef,
+                        scale-index rounding of the Gaussian conditional (see ``rsim.hyvic.entropy``)
     hcrc       u32      CRC-32 of the header bytes
     ntiles     u32
     per tile:  u32 len(y) | u32 len(z) | u16 z_h | u16 z_w | u32 CRC-32(y + z) | y bytes | z bytes
@@ -36,9 +37,10 @@ from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
 from rsim.hyvic.checkpoint import model_architecture, model_channels, model_config, model_divisor, model_id
 from rsim.hyvic.data.formats import read_s2_folder
+from rsim.hyvic.entropy import INDEX_ROUNDINGS, index_rounding
 
 MAGIC = b"HYVIC\x00\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: header field scale_index (nearest/up table index of the y scales)
 _TILE = struct.Struct("<IIHHI")
 GDAL_CACHE_MB = 64
 
@@ -70,24 +72,42 @@ class ArraySource:
 
 
 class GeoTiffSource:
-    """A GeoTIFF read with rasterio windows (only one tile in memory)."""
+    """A GDAL raster (GeoTIFF, ENVI, ...) read window by window with ``rsim.core.data.geotiff.read_geotiff``.
 
-    def __init__(self, dataset: Any, name: str) -> None:
-        self.ds, self.name = dataset, name
-        self.shape = (int(dataset.count), int(dataset.height), int(dataset.width))
-        self.dtype = np.dtype(dataset.dtypes[0])
-        self.profile = dict(dataset.profile)
-        self.band_names = [d or f"band{i + 1}" for i, d in enumerate(dataset.descriptions)]
+    Only the metadata is read on construction; :meth:`read` opens the file for each window, so at most one
+    tile of pixels is in memory.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import rasterio
+
+        self.path = Path(path)
+        self.name = str(path)
+        try:
+            with rasterio.open(self.path) as ds:
+                self.shape = (int(ds.count), int(ds.height), int(ds.width))
+                self.dtype = np.dtype(ds.dtypes[0])
+                self.profile = dict(ds.profile)
+                self.band_names = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+        except rasterio.errors.RasterioIOError as err:
+            raise DataFormatError(f"{path}: not a readable raster ({err})") from err
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:  # noqa: D102
         from rasterio.windows import Window
+        from rsim.core.data.geotiff import read_geotiff
 
-        return self.ds.read(window=Window(col, row, width, height))
+        if row < 0 or col < 0 or row + height > self.shape[1] or col + width > self.shape[2]:
+            raise ValueError(f"{self.name}: window {(row, col, height, width)} outside the {self.shape} raster")
+        return read_geotiff(self.path, window=Window(col, row, width, height))[0]
 
 
 @contextmanager
 def open_source(path: str | Path, *, grid: int = 10) -> Iterator[RasterSource]:
-    """Open a multi-band GeoTIFF, or a Sentinel-2 folder of single-band files (see ``read_s2_folder``)."""
+    """Open a raster for the codec.
+
+    A multi-band file (GeoTIFF, ENVI or any GDAL format) is read window by window; a Sentinel-2 folder of
+    single-band files is stacked in memory (see ``read_s2_folder``).
+    """
     import rasterio
 
     path = Path(path)
@@ -99,14 +119,7 @@ def open_source(path: str | Path, *, grid: int = 10) -> Iterator[RasterSource]:
         raise FileNotFoundError(f"input raster not found: {path}")
     # Each block is read once, so GDAL's block cache (default 5 % of RAM) only inflates memory: keep it small.
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        try:
-            ds = rasterio.open(path)
-        except rasterio.errors.RasterioIOError as err:
-            raise DataFormatError(f"{path}: not a readable GeoTIFF ({err})") from err
-        try:
-            yield GeoTiffSource(ds, str(path))
-        finally:
-            ds.close()
+        yield GeoTiffSource(path)
 
 
 def default_scale(dtype: np.dtype) -> float:
@@ -123,10 +136,15 @@ def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, i
     ]
 
 
-def _to_model_input(raw: np.ndarray, scale: float, divisor: int, where: str) -> torch.Tensor:
+def to_unit(raw: np.ndarray, scale: float, where: str) -> np.ndarray:
+    """Native raster values -> float32 in [0, 1] (divide by ``scale``, clip); refuses NaN/inf."""
     if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
         raise DataFormatError(f"{where}: contains NaN or infinite values; the codec needs finite pixels")
-    x = torch.from_numpy(np.clip(raw.astype(np.float32) / np.float32(scale), 0.0, 1.0))[None]
+    return np.clip(raw.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+
+
+def _to_model_input(raw: np.ndarray, scale: float, divisor: int, where: str) -> torch.Tensor:
+    x = torch.from_numpy(to_unit(raw, scale, where))[None]
     h, w = x.shape[-2:]
     ph, pw = (-h) % divisor, (-w) % divisor
     if ph or pw:
@@ -184,7 +202,19 @@ def _check_model_bands(model: CompressionModel, source: RasterSource) -> None:
         )
 
 
-def _header(model: CompressionModel, source: RasterSource, tile: int, scale: float) -> dict[str, Any]:
+def _crs_text(crs: Any) -> str | None:
+    """``EPSG:n`` when that names the CRS exactly (about 600 bytes smaller than WKT), else WKT."""
+    if crs is None:
+        return None
+    from rasterio.crs import CRS
+
+    epsg = crs.to_epsg()
+    if epsg is not None and CRS.from_epsg(epsg) == crs:
+        return f"EPSG:{epsg}"
+    return str(crs.to_wkt())
+
+
+def _header(model: CompressionModel, source: RasterSource, tile: int, scale: float, scale_index: str) -> dict[str, Any]:
     crs = source.profile.get("crs")
     transform = source.profile.get("transform")
     return {
@@ -199,7 +229,8 @@ def _header(model: CompressionModel, source: RasterSource, tile: int, scale: flo
         "scale": scale,
         "tile": tile,
         "divisor": model_divisor(model),
-        "crs": crs.to_wkt() if crs is not None else None,
+        "scale_index": scale_index,
+        "crs": _crs_text(crs),
         "transform": list(transform)[:6] if transform is not None else None,
         "band_names": list(source.band_names),
     }
@@ -212,6 +243,7 @@ def compress_source(
     *,
     tile: int = 256,
     scale: float | None = None,
+    scale_index: str = "nearest",
 ) -> CodingStats:
     """Compress a raster source tile by tile into a ``.hyv`` file (atomic write).
 
@@ -221,6 +253,8 @@ def compress_source(
         out_path: Destination ``.hyv`` file.
         tile: Tile size in pixels (a multiple of the model's divisor).
         scale: Divisor that maps the source values to [0, 1] (default: :func:`default_scale`).
+        scale_index: How y scales map to the 64-entry CDF table: ``nearest`` (log scale) or ``up``
+            (CompressAI's rounding, a few % to 15 % larger files; see :mod:`rsim.hyvic.entropy`).
     """
     t0 = time.perf_counter()
     _check_model_bands(model, source)
@@ -230,8 +264,10 @@ def compress_source(
     scale = float(scale if scale is not None else default_scale(source.dtype))
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
+    if scale_index not in INDEX_ROUNDINGS:
+        raise ValueError(f"scale_index must be one of {INDEX_ROUNDINGS}, got {scale_index!r}")
     nodata = source.profile.get("nodata")
-    header = zlib.compress(json.dumps(_header(model, source, tile, scale)).encode(), 9)
+    header = zlib.compress(json.dumps(_header(model, source, tile, scale, scale_index)).encode(), 9)
     tiles = tile_grid(source.shape[1], source.shape[2], tile)
     payload = 0
     model.eval()
@@ -247,7 +283,7 @@ def compress_source(
                         "the codec needs valid pixels everywhere (fill nodata first)"
                     )
             x = _to_model_input(raw, scale, divisor, f"{source.name} tile at row {r}, col {c}")
-            with torch.no_grad():
+            with torch.inference_mode(), index_rounding(model, scale_index):
                 out = model.compress(x)
             y, z = out["strings"][0][0], out["strings"][1][0]
             zh, zw = out["shape"]
@@ -268,10 +304,28 @@ def compress_file(
     tile: int = 256,
     scale: float | None = None,
     grid: int = 10,
+    scale_index: str = "nearest",
 ) -> CodingStats:
-    """Compress a GeoTIFF (or Sentinel-2 band folder) into a ``.hyv`` file."""
+    """Compress a GeoTIFF (or Sentinel-2 band folder) into a ``.hyv`` file (see :func:`compress_source`)."""
     with open_source(in_path, grid=grid) as src:
-        return compress_source(model, src, out_path, tile=tile, scale=scale)
+        return compress_source(model, src, out_path, tile=tile, scale=scale, scale_index=scale_index)
+
+
+_HEADER_KEYS = (
+    "model_id",
+    "architecture",
+    "model_config",
+    "bands",
+    "height",
+    "width",
+    "dtype",
+    "scale",
+    "tile",
+    "scale_index",
+    "crs",
+    "transform",
+    "band_names",
+)
 
 
 def _read_exact(fh: BinaryIO, n: int, path: Path, what: str) -> bytes:
@@ -296,6 +350,11 @@ def _read_header(fh: BinaryIO, path: Path) -> tuple[dict[str, Any], int]:
         header = json.loads(zlib.decompress(raw))
     except (zlib.error, ValueError) as err:
         raise DataFormatError(f"{path}: header is not valid compressed JSON ({err})") from err
+    missing = [k for k in _HEADER_KEYS if k not in header]
+    if missing:
+        raise DataFormatError(f"{path}: header lacks {missing}")
+    if header["scale_index"] not in INDEX_ROUNDINGS:
+        raise DataFormatError(f"{path}: header scale_index {header['scale_index']!r} not in {INDEX_ROUNDINGS}")
     expected = len(tile_grid(header["height"], header["width"], header["tile"]))
     if ntiles != expected:
         raise DataFormatError(f"{path}: header says {ntiles} tiles, the shape implies {expected}")
@@ -336,7 +395,7 @@ def iter_decoded_tiles(
             z = _read_exact(fh, nz, path, f"tile {i} z string")
             if zlib.crc32(y + z) != crc:
                 raise DataFormatError(f"{path}: tile {i} (row {r}, col {c}) is corrupted (CRC-32 mismatch)")
-            with torch.no_grad():
+            with torch.inference_mode(), index_rounding(model, header["scale_index"]):
                 x_hat = model.decompress([[y], [z]], (zh, zw))["x_hat"]
             yield header, (r, c, h, w), x_hat[0, :, :h, :w].clamp(0, 1).numpy()
         if fh.read(1):
@@ -373,7 +432,7 @@ def decompress_file(model: CompressionModel, in_path: str | Path, out_path: str 
         "height": header["height"],
         "width": header["width"],
         "dtype": str(dtype),
-        "crs": CRS.from_wkt(header["crs"]) if header["crs"] else None,
+        "crs": CRS.from_user_input(header["crs"]) if header["crs"] else None,
         "transform": Affine(*header["transform"]) if header["transform"] else Affine.identity(),
     }
     with atomic_path(out_path) as tmp:
@@ -385,27 +444,47 @@ def decompress_file(model: CompressionModel, in_path: str | Path, out_path: str 
     return {**header, "seconds": time.perf_counter() - t0}
 
 
+def iter_quantised_forward(
+    model: CompressionModel, source: RasterSource, *, tile: int = 256, scale: float | None = None
+) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, float]]:
+    """Eval-mode forward pass (rounded latents) tile by tile, tiled and padded as the codec does.
+
+    Yields:
+        ``((row, col, h, w), x_hat in [0, 1] (C x h x w), likelihood bits of the tile's y and z)``.
+    """
+    divisor = model_divisor(model)
+    scale = float(scale if scale is not None else default_scale(source.dtype))
+    _, h_all, w_all = source.shape
+    model.eval()
+    for r, col, h, w in tile_grid(h_all, w_all, tile):
+        x = _to_model_input(source.read(r, col, h, w), scale, divisor, source.name)
+        with torch.inference_mode():
+            res = model(x)
+        bits = float(sum(-torch.log2(lik).sum() for lik in res["likelihoods"].values()))
+        yield (r, col, h, w), res["x_hat"][0, :, :h, :w].clamp(0, 1).numpy(), bits
+
+
+def likelihood_bits(
+    model: CompressionModel, source: RasterSource, *, tile: int = 256, scale: float | None = None
+) -> float:
+    """Likelihood-estimated bits (y and z) of the whole source, one tile in memory at a time."""
+    return sum(bits for _, _, bits in iter_quantised_forward(model, source, tile=tile, scale=scale))
+
+
 def quantised_forward(
     model: CompressionModel, source: RasterSource, *, tile: int = 256, scale: float | None = None
 ) -> tuple[np.ndarray, float]:
-    """Eval-mode forward pass (rounded latents) tile by tile, as the codec tiles and pads.
+    """Whole-image :func:`iter_quantised_forward` (for tests and small images).
 
     Returns:
         The [0, 1] reconstruction (C x H x W) and the likelihood-estimated bits of all tiles (y and z).
     """
-    divisor = model_divisor(model)
-    scale = float(scale if scale is not None else default_scale(source.dtype))
-    c, h_all, w_all = source.shape
-    out = np.zeros((c, h_all, w_all), np.float32)
-    bits = 0.0
-    model.eval()
-    for r, col, h, w in tile_grid(h_all, w_all, tile):
-        x = _to_model_input(source.read(r, col, h, w), scale, divisor, source.name)
-        with torch.no_grad():
-            res = model(x)
-        out[:, r : r + h, col : col + w] = res["x_hat"][0, :, :h, :w].clamp(0, 1).numpy()
-        bits += float(sum(-torch.log2(lik).sum() for lik in res["likelihoods"].values()))
-    return out, bits
+    out = np.zeros(source.shape, np.float32)
+    total = 0.0
+    for (r, col, h, w), x_hat, bits in iter_quantised_forward(model, source, tile=tile, scale=scale):
+        out[:, r : r + h, col : col + w] = x_hat
+        total += bits
+    return out, total
 
 
 __all__ = [
@@ -422,8 +501,11 @@ __all__ = [
     "default_scale",
     "from_unit",
     "iter_decoded_tiles",
+    "iter_quantised_forward",
+    "likelihood_bits",
     "open_source",
     "quantised_forward",
     "read_header",
     "tile_grid",
+    "to_unit",
 ]

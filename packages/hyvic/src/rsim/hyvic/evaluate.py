@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -14,9 +15,16 @@ import torch
 from compressai.models import CompressionModel
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
-from rsim.core.metrics import bd_psnr, bd_rate, psnr, spectral_angle
+from rsim.core.metrics import bd_psnr, bd_rate, spectral_angle
 from rsim.hyvic.checkpoint import model_architecture, model_config
-from rsim.hyvic.codec import compress_source, decode_to_array, default_scale, open_source, quantised_forward
+from rsim.hyvic.codec import (
+    compress_source,
+    default_scale,
+    iter_decoded_tiles,
+    likelihood_bits,
+    open_source,
+    to_unit,
+)
 
 
 def rd_point(
@@ -26,24 +34,42 @@ def rd_point(
     tile: int = 256,
     grid: int = 10,
     scale: float | None = None,
+    scale_index: str = "nearest",
 ) -> dict[str, float]:
-    """Code one image with one model and measure PSNR, SA, bitstream and likelihood bpppc, CR and times."""
+    """Code one image with one model and measure PSNR, SA, bitstream and likelihood bpppc, CR and times.
+
+    Streams: the image is compressed, decoded and compared tile by tile (window reads of the source), so
+    memory does not grow with the image size. PSNR is that of the whole image (its MSE over all bands and
+    pixels, data range 1); SA is the mean angle over all pixels, as ``rsim.core.metrics`` computes them.
+    """
     with open_source(input_path, grid=grid) as src, tempfile.TemporaryDirectory() as tmp:
         scale = float(scale if scale is not None else default_scale(src.dtype))
-        x = np.clip(src.read(0, 0, src.shape[1], src.shape[2]).astype(np.float32) / scale, 0, 1)
-        stats = compress_source(model, src, Path(tmp) / "x.hyv", tile=tile, scale=scale)
-        t0 = time.perf_counter()
-        x_hat, _ = decode_to_array(model, Path(tmp) / "x.hyv")
-        dec_s = time.perf_counter() - t0
-        _, lik_bits = quantised_forward(model, src, tile=tile, scale=scale)
-    xt, xh = torch.from_numpy(x)[None], torch.from_numpy(x_hat)[None]
-    c, h, w = x.shape
+        hyv = Path(tmp) / "x.hyv"
+        stats = compress_source(model, src, hyv, tile=tile, scale=scale, scale_index=scale_index)
+        sse, angle_sum, num_pixels = 0.0, 0.0, 0
+        dec_s = 0.0
+        tiles = iter_decoded_tiles(model, hyv)
+        while True:
+            t0 = time.perf_counter()
+            item = next(tiles, None)
+            dec_s += time.perf_counter() - t0
+            if item is None:
+                break
+            _, (r, c, h, w), x_hat = item
+            x = to_unit(src.read(r, c, h, w), scale, f"{src.name} tile at row {r}, col {c}")
+            xt, xh = torch.from_numpy(x)[None], torch.from_numpy(x_hat)[None]
+            sse += float(((xh.double() - xt.double()) ** 2).sum())
+            angle_sum += float(spectral_angle(xh, xt)) * h * w
+            num_pixels += h * w
+        lik_bits = likelihood_bits(model, src, tile=tile, scale=scale)
+        c_all = src.shape[0]
+    mse = sse / (c_all * num_pixels)
     return {
         "bpppc": stats.bpppc,
-        "bpppc_likelihood": lik_bits / (c * h * w),
+        "bpppc_likelihood": lik_bits / (c_all * num_pixels),
         "cr": stats.compression_ratio,
-        "psnr": float(psnr(xh, xt)),
-        "sa": float(spectral_angle(xh, xt)),
+        "psnr": 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf,
+        "sa": angle_sum / num_pixels,
         "bytes": stats.num_bytes,
         "encode_s": stats.seconds,
         "decode_s": dec_s,
@@ -58,11 +84,12 @@ def rd_curve(
     tile: int = 256,
     grid: int = 10,
     scale: float | None = None,
+    scale_index: str = "nearest",
 ) -> dict[str, Any]:
     """RD points of several models (one per rate) sorted by rate: ``{"name", "config", "points"}``."""
     points: list[dict[str, Any]] = []
     for label, model in models:
-        p = rd_point(model, input_path, tile=tile, grid=grid, scale=scale)
+        p = rd_point(model, input_path, tile=tile, grid=grid, scale=scale, scale_index=scale_index)
         points.append({"model": label, **p})
     points.sort(key=lambda p: float(p["bpppc"]))
     first = models[0][1]
@@ -73,6 +100,29 @@ def rd_curve(
         "input": str(input_path),
         "points": points,
     }
+
+
+def monotone_hull(points: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split RD points into the monotone hull and the dominated rest.
+
+    The hull keeps, in order of rate, every point whose PSNR is strictly higher than that of all cheaper
+    points (the operating points a user would choose; a point that costs more bits for no more PSNR is
+    dominated). Bjøntegaard's cubic fit needs PSNR strictly increasing with rate, which the hull satisfies.
+
+    Returns:
+        ``(hull, dropped)``, both sorted by rate.
+    """
+    ordered = sorted(points, key=lambda p: (float(p["bpppc"]), -float(p["psnr"])))
+    hull: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for p in ordered:
+        if (not hull or float(p["psnr"]) > float(hull[-1]["psnr"])) and (
+            not hull or float(p["bpppc"]) > float(hull[-1]["bpppc"])
+        ):
+            hull.append(p)
+        else:
+            dropped.append(p)
+    return hull, dropped
 
 
 def _curve_arrays(curve: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,17 +136,31 @@ def _curve_arrays(curve: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nda
     )
 
 
-def bd_table(curves: Sequence[dict[str, Any]], anchor: dict[str, Any]) -> list[dict[str, Any]]:
+def _hull_curve(curve: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    hull, dropped = monotone_hull(curve.get("points") or [])
+    return {**curve, "points": hull}, len(dropped)
+
+
+def bd_table(curves: Sequence[dict[str, Any]], anchor: dict[str, Any], *, hull: bool = False) -> list[dict[str, Any]]:
     """BD-PSNR (dB), BD-SA (degrees, negative = better) and BD-rate (%) of each curve against ``anchor``.
 
     BD-SA uses the Bjøntegaard integral on -SA (so SA must fall as rate grows) and reports
-    ``SA_test - SA_ref``.
+    ``SA_test - SA_ref``. With ``hull=True`` every curve (and the anchor) is first reduced to its
+    :func:`monotone_hull`; the rows say how many points were dropped (``dropped``, ``anchor_dropped``).
     """
+    anchor_dropped = 0
+    if hull:
+        anchor, anchor_dropped = _hull_curve(anchor)
     r0, p0, s0 = _curve_arrays(anchor)
     rows = []
     for cur in curves:
+        dropped = 0
+        if hull:
+            cur, dropped = _hull_curve(cur)
         r, p, s = _curve_arrays(cur)
         row: dict[str, Any] = {"name": cur["name"], "config": cur.get("config", {})}
+        if hull:
+            row.update(dropped=dropped, anchor_dropped=anchor_dropped)
         row["bd_psnr"] = bd_psnr(r0, p0, r, p)
         row["bd_sa"] = -bd_psnr(r0, -s0, r, -s)
         try:

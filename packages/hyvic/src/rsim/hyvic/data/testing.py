@@ -23,9 +23,18 @@ def _smooth_cube(rng: np.random.Generator, c: int, h: int, w: int) -> np.ndarray
 
 
 def write_geotiff_fixture(
-    path: str | Path, bands: int = 4, height: int = 40, width: int = 52, dtype: str = "uint16", seed: int = 0
+    path: str | Path,
+    bands: int = 4,
+    height: int = 40,
+    width: int = 52,
+    dtype: str = "uint16",
+    seed: int = 0,
+    driver: str = "GTiff",
 ) -> Path:
-    """Write a georeferenced multi-band GeoTIFF (reflectance x 10000 for integer dtypes)."""
+    """Write a georeferenced multi-band raster (reflectance x 10000 for integer dtypes).
+
+    ``driver="ENVI"`` writes an ENVI cube instead (``path`` is the binary file, GDAL adds the ``.hdr``).
+    """
     import rasterio
     from affine import Affine
 
@@ -35,7 +44,7 @@ def write_geotiff_fixture(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = {
-        "driver": "GTiff",
+        "driver": driver,
         "count": bands,
         "height": height,
         "width": width,
@@ -51,9 +60,16 @@ def write_geotiff_fixture(
 
 
 def write_hyspecnet_fixture(
-    root: str | Path, tiles: int = 2, patches_per_tile: int = 2, size: int = 16, seed: int = 0
+    root: str | Path,
+    tiles: int = 2,
+    patches_per_tile: int = 2,
+    size: int = 16,
+    seed: int = 0,
+    write_npy: bool = True,
 ) -> Path:
     """Write a tiny HySpecNet-11k tree: 224-band int16 ``-SPECTRAL_IMAGE.TIF`` + ``-DATA.npy`` + split CSVs.
+
+    With ``write_npy=False`` only the TIFs are written, as in the official download before conversion.
 
     Split CSVs (``splits/{easy,hard}/{train,val,test}.csv``) list
     ``tile_XXX/tile_XXX-patch_YY/<name>-DATA.npy``
@@ -84,7 +100,8 @@ def write_hyspecnet_fixture(
                 transform=Affine(30.0, 0, 400000.0 + 3840 * t, 0, -30.0, 4200000.0),
             ) as dst:
                 dst.write(raw)
-            np.save(folder / f"{name}-DATA.npy", hyspecnet_to_reflectance(raw))
+            if write_npy:
+                np.save(folder / f"{name}-DATA.npy", hyspecnet_to_reflectance(raw))
             rel.append((t, f"{tile}/{tile}-patch_{p + 1:02d}/{name}-DATA.npy"))
     n = len(rel)
     for mode in ("easy", "hard"):

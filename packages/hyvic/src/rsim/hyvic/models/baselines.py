@@ -8,6 +8,7 @@ from typing import Any
 from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 from compressai.models.utils import conv, deconv
+from rsim.hyvic.entropy import CodecEntropyBottleneck, CodecGaussianConditional
 from rsim.hyvic.models.hyvic import HyVICConfig, SpatioSpectralDecoder, SpatioSpectralEncoder
 from torch import Tensor, nn
 
@@ -46,6 +47,9 @@ def _adapt_io(model: ScaleHyperprior, in_channels: int, n: int) -> None:
     model.g_a[0] = conv(in_channels, n)
     model.g_s[-1] = deconv(n, in_channels)
     model.g_s.append(nn.Sigmoid())  # data in [0, 1] like HyVIC's decoder
+    # Same entropy models and index mapping as HyVIC (parameters and likelihoods identical to CompressAI's).
+    model.entropy_bottleneck = CodecEntropyBottleneck(model.entropy_bottleneck.channels)
+    model.gaussian_conditional = CodecGaussianConditional(None)
     if not isinstance(model.g_a[1], GDN):  # pragma: no cover - guards against a CompressAI layout change
         raise RuntimeError("unexpected CompressAI g_a layout")
 

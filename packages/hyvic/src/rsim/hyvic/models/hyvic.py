@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
+from rsim.hyvic.entropy import CodecEntropyBottleneck, CodecGaussianConditional
 from torch import Tensor, nn
 
 DEFAULT_DEPTHS = (2, 4, 6, 2, 2)
@@ -100,25 +100,39 @@ class WindowAttention(nn.Module):
         coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
         self.register_buffer("bias_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self._mask_cache: tuple[tuple[Any, ...], Tensor] | None = None
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def _attn_mask(self, bw: int, n: int, mask: Tensor | None, mask_key: Any, dtype: torch.dtype) -> Tensor:
+        """Relative position bias (+ shift mask) as an SDPA mask; cached while gradients are off.
+
+        The cache (keyed on shapes, dtype, device and the bias table's version) saves rebuilding and copying
+        the (B*nW, heads, n, n) mask in every shifted layer of every tile at inference.
+        """
+        cacheable = not torch.is_grad_enabled() and (mask is None or mask_key is not None)
+        key = (bw, n, dtype, self.bias_table.device, self.bias_table._version, mask_key if mask is not None else None)
+        if cacheable and self._mask_cache is not None and self._mask_cache[0] == key:
+            return self._mask_cache[1]
+        bias = self.bias_table[self.bias_index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
+        attn_mask = bias.unsqueeze(0).to(dtype)  # (1, heads, n, n)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn_mask = (attn_mask.unsqueeze(0) + mask[None, :, None].to(dtype)).expand(bw // nw, nw, self.heads, n, n)
+            attn_mask = attn_mask.reshape(bw, self.heads, n, n)
+        if cacheable:
+            self._mask_cache = (key, attn_mask.detach())
+        return attn_mask
+
+    def forward(self, x: Tensor, mask: Tensor | None, mask_key: Any = None) -> Tensor:
         """Attend within windows.
 
         Args:
             x: (B*nW, w*w, dim) window tokens.
             mask: (nW, w*w, w*w) additive mask of shifted windows, or None.
+            mask_key: Hashable that identifies ``mask`` (e.g. padded map size and shift); enables caching.
         """
         bw, n, dim = x.shape
-        bias_index = self.bias_index
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        bias = self.bias_table[bias_index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
-        attn_mask = bias.unsqueeze(0).to(x.dtype)  # (1, heads, n, n)
-        if mask is not None:
-            nw = mask.shape[0]
-            attn_mask = (attn_mask.unsqueeze(0) + mask[None, :, None].to(x.dtype)).expand(
-                bw // nw, nw, self.heads, n, n
-            )
-            attn_mask = attn_mask.reshape(bw, self.heads, n, n)
+        attn_mask = self._attn_mask(bw, n, mask, mask_key, x.dtype)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(bw, n, dim))
 
@@ -161,7 +175,7 @@ class SwinLayer(nn.Module):
         hp, wp = h + ph, w_ + pw
         if shift:
             y = torch.roll(y, (-shift, -shift), dims=(1, 2))
-            mask = self._shift_mask(hp, wp, shift, y.device)
+            mask = self._shift_mask(hp, wp, shift, y.device)  # a function of (hp, wp) only
         else:
             mask = None
         y = y.reshape(b, hp // win, win, wp // win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, win * win, c)
@@ -177,7 +191,7 @@ class SwinLayer(nn.Module):
             out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.unsqueeze(0))
             y = attn.proj(out.transpose(1, 2).reshape(y.shape[0], win * win, c))
         else:
-            y = self.attn(y, mask)
+            y = self.attn(y, mask, (hp, wp, shift))
         y = y.reshape(b, hp // win, wp // win, win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
         if shift:
             y = torch.roll(y, (shift, shift), dims=(1, 2))
@@ -281,8 +295,8 @@ class HyVIC(CompressionModel):
         nz = cfg.hyper_channels or cfg.width
         super().__init__()
         self.config = cfg
-        self.entropy_bottleneck = EntropyBottleneck(nz)
-        self.gaussian_conditional = GaussianConditional(None)
+        self.entropy_bottleneck = CodecEntropyBottleneck(nz)
+        self.gaussian_conditional = CodecGaussianConditional(None)
         self.g_a = SpatioSpectralEncoder(cfg)
         self.g_s = SpatioSpectralDecoder(cfg)
         self.h_a = _hyper_analysis(cfg.latent_channels, cfg.width, nz)
@@ -322,20 +336,21 @@ class HyVIC(CompressionModel):
         y_hat, y_lik = self.gaussian_conditional(y, scales, means=means)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def compress(self, x: Tensor) -> dict[str, Any]:
         """Entropy-code ``x`` into per-sample y and z byte strings (requires :meth:`update`)."""
         self._check(x)
         y = self.g_a(x)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        # What the decoder gets back from z_strings (same rounding around the medians), without decoding them.
+        z_hat = self.entropy_bottleneck.quantize(z, "dequantize", self.entropy_bottleneck._get_medians())
         scales, means = self._params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decompress(self, strings: list[list[bytes]], shape: Sequence[int]) -> dict[str, Tensor]:
         """Decode y and z strings produced by :meth:`compress` back to ``x_hat``."""
         if len(strings) != 2:
