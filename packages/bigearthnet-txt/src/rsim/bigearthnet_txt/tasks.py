@@ -50,7 +50,9 @@ class RSInternVLTask(LightningModule):
         max_new_tokens: Greedy decoding length in ``predict_step``.
         rgb_encoder, rgb_encoder_kwargs, rgb_bands, rgb_img_size: Optional frozen RGB encoder whose tokens follow
             the S2 tokens (see :class:`RSInternVL`).
-        encoder_weights: Local checkpoints of the frozen encoders, ``{"s1"|"s2"|"rgb": path}``.
+        encoder_weights: Local checkpoints of the frozen encoders, ``{"s1"|"s2"|"rgb": path}``. With
+            ``rgb_encoder: internvit`` the ``rgb`` entry is an official InternViT-300M-448px file or InternVL chat
+            checkpoint (read by :func:`rsim.core.models.create_internvit`; the prefix is not applied).
         encoder_weights_prefix: Key prefix stripped from those checkpoints (e.g. ``model.``).
     """
 
@@ -99,9 +101,12 @@ class RSInternVLTask(LightningModule):
             rgb_encoder_kwargs=rgb_encoder_kwargs,
             rgb_bands=tuple(rgb_bands or (2, 1, 0)),
             rgb_img_size=rgb_img_size,
+            rgb_encoder_weights=(encoder_weights or {}).get("rgb") if rgb_encoder == "internvit" else None,
         )
         encoders = {"s1": self.model.s1_encoder, "s2": self.model.s2_encoder, "rgb": self.model.rgb_encoder}
         for name, path in (encoder_weights or {}).items():
+            if name == "rgb" and rgb_encoder == "internvit":
+                continue  # loaded above from the official layout
             target = encoders.get(name)
             if target is None:
                 raise ValueError(f"encoder_weights key {name!r}: expected s1, s2 or rgb (with rgb_encoder set)")

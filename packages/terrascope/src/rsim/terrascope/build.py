@@ -150,7 +150,8 @@ def build_model(
     """Tokenizer and model from configuration.
 
     Args:
-        vision: ``VisionEncoder`` arguments (``model_name``, ``img_size``, ``weights``, timm kwargs).
+        vision: ``VisionEncoder`` arguments (``encoder``, ``model_name``, ``img_size``, ``weights``, kwargs). With
+            ``encoder: internvit`` and an InternVL chat checkpoint, its ``mlp1`` projector initialises the projector.
         lm: See :func:`build_lm`.
         tokenizer: ``byte`` or a local tokenizer folder.
         lora: peft ``LoraConfig`` arguments (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``) or ``None``.
@@ -162,9 +163,17 @@ def build_model(
         from peft import LoraConfig, get_peft_model
 
         language = get_peft_model(language, LoraConfig(task_type="CAUSAL_LM", **dict(lora)))
-    model = TerraScopeModel(
-        VisionEncoder(**dict(vision)), language, special_token_ids(tok), **dict(model_options or {})
-    )
+    encoder = VisionEncoder(**dict(vision))
+    model = TerraScopeModel(encoder, language, special_token_ids(tok), **dict(model_options or {}))
+    projector = encoder.official_projector_state()
+    if projector is not None:  # InternVL chat checkpoint: start from its pixel-shuffle projector (mlp1)
+        try:
+            model.projector.load_state_dict(projector, strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{encoder.weights}: mlp1 projector {tuple(projector['net.1.weight'].shape)} does not fit the "
+                f"model's projector (vision width × 4 → LM width {model.hidden_dim}): {err}"
+            ) from err
     return model, tok
 
 

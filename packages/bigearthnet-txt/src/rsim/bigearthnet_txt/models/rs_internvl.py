@@ -14,7 +14,10 @@ import timm
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
+from rsim.core.models import create_internvit
 from torch import Tensor, nn
+
+INTERNVIT_SIZE = 448  # InternViT-300M-448px tile side
 
 
 class RSInternVL(nn.Module):
@@ -29,12 +32,17 @@ class RSInternVL(nn.Module):
         encoder_kwargs: Extra timm arguments (e.g. ``patch_size``, ``embed_dim``, ``depth`` for tiny tests).
         lora_r, lora_alpha, lora_dropout: LoRA settings [third-party: 8, 32, 0.1].
         lora_targets: LM module names that get adapters.
-        rgb_encoder: Optional frozen timm encoder of an RGB composite (the paper feeds InternViT RGB tokens after
-            the S1 and S2 tokens); ``None`` disables it.
-        rgb_encoder_kwargs: Extra timm arguments of the RGB encoder.
+        rgb_encoder: Optional frozen encoder of an RGB composite (the paper feeds InternViT RGB tokens after the S1
+            and S2 tokens): ``"internvit"`` = InternViT-300M-448px (:func:`rsim.core.models.create_internvit`,
+            official checkpoints), any other string = a timm model name; ``None`` disables it.
+        rgb_encoder_kwargs: Extra arguments of the RGB encoder (timm, or ``create_internvit``: ``num_heads``,
+            ``embed_dim``, ``depth`` for tiny tests; sizes come from the checkpoint when one is given).
         rgb_bands: Indices of the red, green and blue bands among the S2 channels (B04, B03, B02 = 2, 1, 0 for
             the order B02, B03, B04, ...).
-        rgb_img_size: Size the RGB composite is resized to on the device (bilinear); default ``img_size``.
+        rgb_img_size: Size the RGB composite is resized to on the device (bilinear); default 448 for
+            ``internvit``, else ``img_size``.
+        rgb_encoder_weights: ``internvit`` only: a local InternViT-300M-448px file or InternVL chat checkpoint
+            (file, ``*.index.json`` or folder; ``vision_model.*`` is read); ``None`` = random.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class RSInternVL(nn.Module):
         rgb_encoder_kwargs: dict[str, Any] | None = None,
         rgb_bands: Sequence[int] = (2, 1, 0),
         rgb_img_size: int | None = None,
+        rgb_encoder_weights: str | Path | None = None,
     ) -> None:
         super().__init__()
         kwargs = {"img_size": img_size, "num_classes": 0, **(encoder_kwargs or {})}
@@ -65,8 +74,18 @@ class RSInternVL(nn.Module):
         if len(rgb_bands) != 3 or not all(0 <= b < s2_channels for b in rgb_bands):
             raise ValueError(f"rgb_bands {list(rgb_bands)}: expected 3 indices into the {s2_channels} S2 channels")
         self.rgb_bands = tuple(int(b) for b in rgb_bands)
-        self.rgb_img_size = int(rgb_img_size or img_size)
-        if rgb_encoder is not None:
+        self.rgb_img_size = int(rgb_img_size or (INTERNVIT_SIZE if rgb_encoder == "internvit" else img_size))
+        if rgb_encoder_weights is not None and rgb_encoder != "internvit":
+            raise ValueError(
+                f"rgb_encoder_weights is for rgb_encoder='internvit' (got {rgb_encoder!r}); load timm encoders "
+                "with encoder_weights"
+            )
+        if rgb_encoder == "internvit":
+            self.rgb_encoder = create_internvit(
+                rgb_encoder_weights, image_size=self.rgb_img_size, **(rgb_encoder_kwargs or {})
+            )
+            self.rgb_proj = nn.Linear(int(getattr(self.rgb_encoder, "num_features")), hidden)  # noqa: B009
+        elif rgb_encoder is not None:
             rgb_kwargs = {"img_size": self.rgb_img_size, "num_classes": 0, **(rgb_encoder_kwargs or {})}
             self.rgb_encoder = timm.create_model(rgb_encoder, pretrained=False, in_chans=3, **rgb_kwargs)
             self.rgb_proj = nn.Linear(int(getattr(self.rgb_encoder, "num_features")), hidden)  # noqa: B009
