@@ -1,16 +1,23 @@
+import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from rsim.radiomap.cli import main
+from rsim.radiomap.data import RadioMapDataset, RadioMapLayout
 from rsim.radiomap.generator import (
+    MATERIALS,
     Box,
     GeneratorConfig,
     Scene,
+    _channels,
     _segments,
     generate_dataset,
     path_gain_db,
     perturb_scene,
+    rasterize,
     sample_scene,
 )
 
@@ -92,6 +99,13 @@ def test_generate_is_resumable_and_checks_config(tmp_path, capsys):
     assert main([*args[:3], "3", *args[4:]]) == 0
     assert "wrote 1 rooms (2 already present)" in capsys.readouterr().out
     assert (out / "radio_maps" / "project1-3.png").read_bytes() == first
+    # a dataset written before the backend options existed stays resumable (missing fields = defaults)
+    meta = json.loads((out / "generator_config.json").read_text())
+    for key in ("backend", "sionna_max_depth", "sionna_samples_per_tx"):
+        meta.pop(key)
+    (out / "generator_config.json").write_text(json.dumps(meta))
+    assert main([*args[:3], "3", *args[4:]]) == 0
+    assert "wrote 0 rooms (3 already present)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="different configuration"):
         generate_dataset(
             out,
@@ -101,3 +115,65 @@ def test_generate_is_resumable_and_checks_config(tmp_path, capsys):
             n_workers=1,
             show_progress=False,
         )
+
+
+def _in_range(b: Box) -> bool:
+    r = MATERIALS[b.material]
+    return all(r[k][0] <= v <= r[k][1] for k, v in (("eps", b.eps), ("sigma", b.sigma), ("thick", b.thick)))
+
+
+def test_material_resampling_keeps_geometry_and_classes():
+    scene = sample_scene(np.random.default_rng([2, 7]), CFG)
+    same = perturb_scene(scene, np.random.default_rng(0), 0.0)
+    assert [(b.eps, b.sigma, b.thick) for b in same.boxes] == [(b.eps, b.sigma, b.thick) for b in scene.boxes]
+    copy = perturb_scene(scene, np.random.default_rng(0), 0.0, materials=True)
+    again = perturb_scene(scene, np.random.default_rng(0), 0.0, materials=True)
+    assert copy.boxes == again.boxes and copy.wall == again.wall  # seeded
+    changed = 0
+    for a, b in zip(scene.boxes, copy.boxes, strict=True):
+        assert (a.x0, a.y0, a.x1, a.y1, a.z0, a.z1, a.material) == (b.x0, b.y0, b.x1, b.y1, b.z0, b.z1, b.material)
+        assert _in_range(b)
+        changed += (a.eps, a.sigma, a.thick) != (b.eps, b.sigma, b.thick)
+    assert changed == len(scene.boxes)  # continuous draws: every item gets new parameters
+    assert copy.wall.material == scene.wall.material and copy.wall.thick == scene.wall.thick
+    assert copy.wall.eps != scene.wall.eps and _in_range(copy.wall)
+    # rasters: classes identical, material properties differ; the simulated map changes with the materials
+    ids_a, table_a = rasterize(scene, CFG)
+    ids_b, table_b = rasterize(copy, CFG)
+    assert np.array_equal(ids_a, ids_b)
+    ch_a, ch_b = _channels(ids_a, table_a), _channels(ids_b, table_b)
+    assert np.array_equal(ch_a["classes"], ch_b["classes"])
+    assert not np.array_equal(ch_a["permittivity"], ch_b["permittivity"])
+    gain_a, valid = path_gain_db(scene, CFG)
+    gain_b, _ = path_gain_db(copy, CFG)
+    assert np.abs(gain_a - gain_b)[:, valid].max() > 0.5
+
+
+def test_generated_copies_with_material_resampling(tmp_path):
+    cfg = GeneratorConfig(n_copies=2, severities=(0.0, 0.5), perturb_materials=True, write_properties=True, seed=4)
+    root = tmp_path / "mat"
+    generate_dataset(root, 1, cfg, processes=False, n_workers=1, show_progress=False)
+    lay = RadioMapLayout(root, copies_dir="sev0")
+    assert lay.count_copies(0) == 2
+    orig_cls, orig_prop = lay.read_environment(0, "classes"), lay.read_environment(0, "properties")
+    assert lay.read_tx(0) == lay.read_tx(0, copy=1)  # severity 0: materials only
+    for k in range(2):
+        assert np.array_equal(lay.read_environment(0, "classes", copy=k), orig_cls)
+        prop = lay.read_environment(0, "properties", copy=k)
+        assert prop.shape == (87, 256, 256) and not np.array_equal(prop, orig_prop)
+        assert np.array_equal(prop[1::3] > 0, orig_prop[1::3] > 0)  # same occupied voxels (permittivity ≥ 1)
+    moved = RadioMapLayout(root, copies_dir="sev0.5")
+    assert not np.array_equal(moved.read_environment(0, "classes", copy=0), orig_cls)
+    # SNDA over material-only copies: the input changes, the target stays the original room's map
+    pairs = [(0, t) for t in range(5)]
+    clean = RadioMapDataset(lay, pairs, encoding="properties")
+    noisy = RadioMapDataset(lay, pairs, encoding="properties", copy_mode="deterministic")
+    assert torch.equal(clean[3]["target"], noisy[3]["target"])
+    assert torch.equal(clean[3]["tx"], noisy[3]["tx"]) and not torch.equal(clean[3]["env"], noisy[3]["env"])
+    assert json.loads((root / "generator_config.json").read_text())["perturb_materials"] is True
+    # without re-sampling, severity-0 copies are exact copies of the original rasters
+    plain = tmp_path / "plain"
+    generate_dataset(plain, 1, replace(cfg, perturb_materials=False, severities=(0.0,)), processes=False,
+                     n_workers=1, show_progress=False)  # fmt: skip
+    p_lay = RadioMapLayout(plain, copies_dir="sev0")
+    assert np.array_equal(p_lay.read_environment(0, "properties", copy=0), p_lay.read_environment(0, "properties"))

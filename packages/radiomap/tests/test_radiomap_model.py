@@ -89,6 +89,22 @@ def test_output_shapes_small_width(size, out):
         assert torch.equal(model(x, torch.ones(1)), y)  # z is ignored
 
 
+def test_kaiming_init_keeps_the_input_signal():
+    """PyTorch's default init lets the input signal vanish through the deep ReLU U-Net (the output is ~constant)."""
+    x = torch.rand(2, 5, 64, 64)
+    spread = {}
+    for init in ("torch", "kaiming"):
+        torch.manual_seed(0)
+        model = RadioNet256to32(inputs=5, width_mult=0.125, init=init).eval()
+        with torch.no_grad():
+            y = model(x)
+        spread[init] = (y[0] - y[1]).abs().mean().item()
+    assert spread["torch"] < 1e-3 < 1e-2 < spread["kaiming"]
+    assert torch.equal(RadioNet256to32(inputs=5, width_mult=0.125).output.bias, torch.zeros(1))
+    with pytest.raises(ValueError, match="init must be one of"):
+        RadioNet256to32(inputs=5, width_mult=0.125, init="xavier")
+
+
 def test_invalid_inputs_and_factory():
     model = RadioNet256to32(inputs=5, width_mult=0.125)
     with pytest.raises(ValueError, match="multiples of 64"):

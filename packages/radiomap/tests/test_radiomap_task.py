@@ -51,6 +51,34 @@ def test_training_reduces_loss_and_reports_db(root):
     assert out["test/rmse_db"] == pytest.approx((out["test/loss"] ** 0.5) * 59, rel=1e-4)
 
 
+def test_short_overfit_learns_a_non_constant_map(root):
+    """Regression test of the binary-encoding constant-map failure (vanishing signal under PyTorch's default init)."""
+    torch.manual_seed(0)
+    dm = RadioMapDataModule(str(root), encoding="binary", batch_size=2, augment=False, eval_obs_fraction=0.0,
+                            fspl_channel=True)  # fmt: skip
+    task = RadioMapTask(in_channels=dm.num_channels, width_mult=0.125, lr=1e-3)
+    full = dm.prepare_batch(next(iter(dm.train_dataloader())), training=False)
+    batch = {k: v[:, :, : v.shape[-1] // 2, : v.shape[-1] // 2] for k, v in full.items() if v.ndim == 4}  # 128²→16²
+    valid = batch["mask"]
+    target_std = batch["target"][valid].std().item()
+    assert target_std > 0.02  # the maps themselves are not flat
+    opt = task.configure_optimizers()["optimizer"]
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        _, loss = task._step(batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        pred = task(batch["input"])
+    assert losses[-1] < 0.3 * losses[0]
+    assert sum(losses[-10:]) < sum(losses[10:20])  # still decreasing, not a one-off dip
+    assert pred[valid].std().item() > 0.3 * target_std  # follows the map, not its mean
+    corr = torch.corrcoef(torch.stack([pred[valid], batch["target"][valid]]))[0, 1].item()
+    assert corr > 0.5
+
+
 def test_gpu_check_runs_on_cpu(tmp_path):
     loss = run(tmp_path, accelerator="cpu", precision="32-true", small=True)
     assert 0.0 < loss < 1.0

@@ -23,6 +23,12 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--properties", action="store_true", help="also write conductivity/permittivity/thickness PNGs")
     p.add_argument("--perturb-materials", action="store_true", help="re-sample materials in the copies")
     p.add_argument("--split-by", choices=["env", "pair"], default="env")
+    p.add_argument(
+        "--backend",
+        choices=["multiwall", "sionna"],
+        default="multiwall",
+        help="path-loss model: built-in multi-wall model or Sionna RT (optional install: sionna-rt)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
@@ -30,7 +36,8 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     cfg = GeneratorConfig(n_copies=a.copies, severities=tuple(a.severities), write_properties=a.properties,
-                          perturb_materials=a.perturb_materials, split_by=a.split_by, seed=a.seed)  # fmt: skip
+                          perturb_materials=a.perturb_materials, split_by=a.split_by, seed=a.seed,
+                          backend=a.backend)  # fmt: skip
     try:
         n = generate_dataset(
             a.out,

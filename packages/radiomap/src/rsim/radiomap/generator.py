@@ -36,6 +36,7 @@ __all__ = [
     "perturb_scene",
     "rasterize",
     "sample_scene",
+    "valid_cells",
 ]
 
 ETA0 = 376.730313668  # free-space impedance (Ω)
@@ -80,6 +81,9 @@ class GeneratorConfig:
     test_fraction: float = 0.1
     split_by: str = "env"
     seed: int = 0
+    backend: str = "multiwall"  #: "multiwall" (built in) or "sionna" (Sionna RT ray tracing, optional install)
+    sionna_max_depth: int = 5
+    sionna_samples_per_tx: int = 10**6
 
 
 @dataclass
@@ -231,8 +235,16 @@ def sample_scene(rng: np.random.Generator, cfg: GeneratorConfig) -> Scene:
 def perturb_scene(scene: Scene, rng: np.random.Generator, radius: float, *, materials: bool = False) -> Scene:
     """Perturbed copy: free objects and each Tx moved by U(0, r) in a uniform direction (≤100 tries to stay inside
     and not overlap), wall items slid along their wall by U(−r, r), materials optionally re-sampled.
+
+    With ``materials``, every item keeps its material type (so the class rasters are unchanged) but draws new
+    εr, σ and thickness from :data:`MATERIALS`; the walls draw new εr and σ and keep their thickness (the wall band
+    is geometry).
     """  # noqa: D205
-    out = Scene(interior=list(scene.interior), wall=replace(scene.wall), boxes=[], tx=scene.tx.copy())
+    wall = replace(scene.wall)
+    if materials:
+        m = _material(rng, scene.wall.material)
+        wall = replace(wall, eps=m["eps"], sigma=m["sigma"])
+    out = Scene(interior=list(scene.interior), wall=wall, boxes=[], tx=scene.tx.copy())
     moved: list[Box] = []
     for b in scene.boxes:
         nb = replace(b)
@@ -340,11 +352,17 @@ def path_gain_db(scene: Scene, cfg: GeneratorConfig) -> tuple[NDArray[np.float64
     d = (rx[None] - tx[:, None]).norm(dim=-1).clamp_min(0.1)
     fspl = 10.0 * cfg.distance_exponent * torch.log10(d) + 20.0 * math.log10(cfg.frequency_hz) - 147.55
     gain = -(fspl + walls)
-    cx = (torch.arange(m, dtype=torch.float64) + 0.5) * cell
+    return gain.reshape(len(tx), m, m).numpy(), valid_cells(scene, cfg)
+
+
+def valid_cells(scene: Scene, cfg: GeneratorConfig) -> NDArray[np.bool_]:
+    """Rx cells ``[map, map]`` whose centre lies inside the room (rows = y, columns = x)."""
+    m = cfg.map_size
+    cx = (np.arange(m, dtype=np.float64) + 0.5) * cfg.extent_m / m
     valid = np.zeros((m, m), dtype=bool)
     for a, cc, b, dd in scene.interior:
-        valid |= ((cx[None, :] > a) & (cx[None, :] < b) & (cx[:, None] > cc) & (cx[:, None] < dd)).numpy()
-    return gain.reshape(len(tx), m, m).numpy(), valid
+        valid |= (cx[None, :] > a) & (cx[None, :] < b) & (cx[:, None] > cc) & (cx[:, None] < dd)
+    return valid
 
 
 def encode_map(gain_db: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.uint8]:
@@ -387,7 +405,16 @@ def generate_room(env: int, root: Path, cfg: GeneratorConfig) -> int:
     rng = np.random.default_rng([cfg.seed, env])
     scene = sample_scene(rng, cfg)
     _write_env(root / "environments" / f"project{env}", scene, cfg)
-    gain, valid = path_gain_db(scene, cfg)
+    if cfg.backend == "sionna":
+        import tempfile
+
+        from rsim.radiomap.sionna_backend import sionna_path_gain_db
+
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            gain, valid = sionna_path_gain_db(scene, cfg, tmp, max_depth=cfg.sionna_max_depth,
+                                              samples_per_tx=cfg.sionna_samples_per_tx, seed=env)  # fmt: skip
+    else:
+        gain, valid = path_gain_db(scene, cfg)
     for t in range(len(scene.tx)):
         _write_png(root / "radio_maps" / f"project{env}-{t}.png", encode_map(gain[t], valid))
     for si, sev in enumerate(cfg.severities):
@@ -450,12 +477,20 @@ def generate_dataset(
     from rsim.core.parallel import dask_client, map_with_progress
 
     cfg = cfg or GeneratorConfig()
+    if cfg.backend not in ("multiwall", "sionna"):
+        raise ValueError(f"backend must be 'multiwall' or 'sionna', got {cfg.backend!r}")
+    if cfg.backend == "sionna":
+        from rsim.radiomap.sionna_backend import sionna_available
+
+        if not sionna_available():
+            raise ValueError("backend 'sionna' needs Sionna RT (pip install sionna-rt), which is not installed")
     root = Path(root)
     for sub in ["environments", "radio_maps", *(f"perturbed/{severity_dir(s)}" for s in cfg.severities)]:
         (root / sub).mkdir(parents=True, exist_ok=True)
     old = root / "generator_config.json"
     if old.is_file():
-        prev = json.loads(old.read_text())
+        # fields added in later versions count with their defaults, so older datasets stay resumable
+        prev = {**json.loads(json.dumps(asdict(GeneratorConfig()))), **json.loads(old.read_text())}
         cur = json.loads(json.dumps(asdict(cfg)))
         if prev != cur:
             raise ValueError(f"{old}: existing dataset was generated with a different configuration; use a new folder")

@@ -37,6 +37,8 @@ class RadioMapTask(LightningModule):
         min_lr: ReduceLROnPlateau minimum learning rate.
         alpha: Weight of the full-map loss vs. the observed-pixel loss.
         weights: Optional converted ``.safetensors`` (or original checkpoint) to start from (width 1.0 only).
+        init: Weight initialisation of a model trained from scratch: ``kaiming`` (He-normal, default) or ``torch``
+            (PyTorch layer defaults as in the original code; a short run then only learns a constant map).
     """
 
     def __init__(
@@ -50,10 +52,11 @@ class RadioMapTask(LightningModule):
         min_lr: float = 1e-6,
         alpha: float = 1.0,
         weights: str | None = None,
+        init: str = "kaiming",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = RadioNet256to32(inputs=in_channels, width_mult=width_mult)
+        self.model = RadioNet256to32(inputs=in_channels, width_mult=width_mult, init=init)
         if weights is not None:
             from rsim.radiomap.models.convert import load_weights
 
