@@ -3,25 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from rsim.seabednet.models.seabednet import SeabedNet
-from rsim.seabednet.predict import MapPredictor, blend_weights, tile_starts
-
-
-def test_tile_starts_cover_and_end_flush() -> None:
-    assert tile_starts(100, 30, 23) == [0, 23, 46, 69, 70]
-    assert tile_starts(30, 30, 23) == [0]
-    with pytest.raises(ValueError, match="smaller than the tile"):
-        tile_starts(20, 30, 23)
-
-
-def test_blend_weights() -> None:
-    w = blend_weights(10, 3)
-    assert w.shape == (10, 10) and (w > 0).all() and w.max() == 1.0
-    torch.testing.assert_close(w, w.T)
-    assert w[0, 0] < w[1, 1] < w[3, 3] == 1.0
-    assert torch.equal(blend_weights(8, 0), torch.ones(8, 8))
+from rsim.seabednet.predict import MapPredictor
 
 
 def test_single_tile_equals_forward() -> None:

@@ -10,30 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 from rsim.core.data.geotiff import read_geotiff, write_geotiff
+from rsim.core.data.tiling import blend_weights, tile_starts
 from rsim.core.errors import DataFormatError
 from rsim.sea_undistort.masks import ThresholdMaskProvider
 from torch import Tensor
 
 Restorer = Callable[[Tensor, Tensor], Tensor]
-
-
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
-
-
-def blend_window(tile: int, overlap: int) -> np.ndarray:
-    """``(tile, tile)`` weights: 1 inside, a linear ramp over ``overlap`` pixels at each edge (never 0)."""
-    ramp = np.ones(tile, np.float32)
-    if overlap > 0:
-        edge = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
-        ramp[:overlap] = edge
-        ramp[tile - overlap :] = edge[::-1]
-    return np.outer(ramp, ramp)
 
 
 @torch.no_grad()
@@ -69,8 +51,8 @@ def restore_array(
     H, W = image.shape[:2]
     out = np.zeros((H, W, 3), np.float64)
     weight = np.zeros((H, W, 1), np.float64)
-    win = blend_window(tile, overlap)[..., None]
-    coords = [(r, c) for r in _starts(H, tile, tile - overlap) for c in _starts(W, tile, tile - overlap)]
+    win = blend_weights(tile, overlap).numpy()[..., None]
+    coords = [(r, c) for r in tile_starts(H, tile, tile - overlap) for c in tile_starts(W, tile, tile - overlap)]
     for i in range(0, len(coords), batch_size):
         chunk = coords[i : i + batch_size]
         lq = torch.stack([torch.from_numpy(image[r : r + tile, c : c + tile]).permute(2, 0, 1) for r, c in chunk])

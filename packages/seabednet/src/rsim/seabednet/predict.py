@@ -12,6 +12,7 @@ import rasterio
 import torch
 import torch.nn.functional as F
 from rasterio.errors import NotGeoreferencedWarning
+from rsim.core.data.tiling import blend_weights, tile_starts
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
 from rsim.seabednet.data.datamodule import prepare_image
@@ -19,30 +20,10 @@ from rsim.seabednet.data.magicbathynet import site_spec
 from rsim.seabednet.models.unet import head_channels, network_heads
 from torch import Tensor, nn
 
-__all__ = ["MapPredictor", "blend_weights", "tile_starts", "write_outputs"]
+__all__ = ["MapPredictor", "write_outputs"]
 
 DEPTH_NODATA = -9999.0
 CLASS_NODATA = 255
-
-
-def tile_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Window offsets covering ``[0, length)`` with the last window flush with the end."""
-    if length < tile:
-        raise ValueError(f"length {length} is smaller than the tile {tile}")
-    starts = list(range(0, length - tile + 1, stride))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
-
-
-def blend_weights(tile: int, overlap: int) -> Tensor:
-    """Separable linear-ramp weights ``[tile, tile]`` (1 in the centre, ramps over ``overlap`` pixels)."""
-    ramp = torch.ones(tile)
-    if overlap > 0:
-        r = (torch.arange(overlap, dtype=torch.float32) + 1) / (overlap + 1)
-        ramp[:overlap] = r
-        ramp[-overlap:] = torch.minimum(ramp[-overlap:], r.flip(0))
-    return ramp[:, None] * ramp[None, :]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
+from rsim.core.data.tiling import tile_starts
 from rsim.core.errors import DataFormatError
 from rsim.core.io import atomic_path
 from torch.utils.data import Dataset
@@ -176,8 +177,8 @@ class GeoTiffPatchDataset(Dataset[dict[str, Any]]):
                     if expected_bands is not None and src.count != expected_bands:
                         raise DataFormatError(f"{path} has {src.count} bands, expected {expected_bands}")
                     self.nodata[path] = nodata if nodata is not None else src.nodata
-                    for row in _starts(src.height, patch_size, self.stride):
-                        for col in _starts(src.width, patch_size, self.stride):
+                    for row in tile_starts(src.height, patch_size, self.stride):
+                        for col in tile_starts(src.width, patch_size, self.stride):
                             window = Window(col, row, patch_size, patch_size)
                             self.locations.append(
                                 PatchLocation(path, window, window_transform(window, src.transform), src.crs)
@@ -201,13 +202,3 @@ class GeoTiffPatchDataset(Dataset[dict[str, Any]]):
             valid[max(0, src.height - row) :, :] = False
             valid[:, max(0, src.width - col) :] = False
         return {"image": array, "valid": valid, "index": index}
-
-
-def _starts(length: int, size: int, stride: int) -> list[int]:
-    """Window starts covering ``length`` (the last window is aligned to the end when the raster is large enough)."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size + 1, stride))
-    if starts[-1] + size < length:
-        starts.append(length - size)
-    return starts
