@@ -175,6 +175,20 @@ def evaluate_main(argv: list[str]) -> int:
     return 0
 
 
+def convert_sam2_main(argv: list[str]) -> int:
+    """Convert an official sam2(.1)_hiera_*.pt into the Hugging Face folder that `mask_decoder: sam2` loads."""
+    from rsim.terrascope.models.convert_sam2 import SAM2_VARIANTS, convert_sam2_checkpoint
+
+    parser = argparse.ArgumentParser(prog="terrascope convert-sam2", description=convert_sam2_main.__doc__)
+    parser.add_argument("checkpoint", help="official SAM-2 checkpoint, e.g. sam2.1_hiera_large.pt")
+    parser.add_argument("out", help="output folder (config.json + model.safetensors)")
+    parser.add_argument("--variant", choices=sorted(SAM2_VARIANTS), help="default: from the file name")
+    args = parser.parse_args(argv)
+    out = convert_sam2_checkpoint(args.checkpoint, args.out, variant=args.variant)
+    print(f"wrote {out}")
+    return 0
+
+
 VERBS = {
     "generate-bench": generate_bench_main,
     "generate-cot": generate_cot_main,
@@ -182,6 +196,7 @@ VERBS = {
     "generate-building-change": generate_building_change_main,
     "predict-bench": predict_bench_main,
     "evaluate": evaluate_main,
+    "convert-sam2": convert_sam2_main,
 }
 
 

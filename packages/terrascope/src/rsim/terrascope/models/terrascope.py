@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from rsim.terrascope.models.mask_decoder import SegPromptHead, build_mask_decoder
+from rsim.terrascope.models.mask_decoder import LightMaskDecoder, Sam2MaskDecoder, SegPromptHead, build_mask_decoder
 from rsim.terrascope.models.region import (
     FusionSoftmaxDim,
     GridResize,
@@ -137,7 +137,11 @@ class TerraScopeModel(nn.Module):
         prompt_dim: Width of the ``[SEG]`` prompt embedding.
         mask_decoder: ``light`` or ``sam2``.
         decoder_hidden: Width of the light decoder.
-        sam2_checkpoint: Local SAM-2 checkpoint (``sam2`` decoder only).
+        sam2_checkpoint: Local folder of a Hugging Face SAM-2 model (``sam2`` decoder only; config.json +
+            safetensors, see README for converting the official ``.pt`` files).
+        freeze_sam2_encoder: Keep SAM-2's image encoder frozen (paper recipe); its mask decoder trains.
+        sam2_empty_point_prompt: Prefix the ``[SEG]`` prompt with SAM-2's empty-click tokens (released code).
+        sam2_object_score_gate: Gate SAM-2 masks by its object score (SAM-2 video behaviour; off by default).
         max_region_tokens: λ, most tokens injected per ``[SEG]`` (paper 128; released bench inference 8).
         coverage_threshold: A cell is selected when more than this fraction is covered.
         grid_resize: ``area`` (exact coverage) or ``nearest`` (released code).
@@ -157,6 +161,9 @@ class TerraScopeModel(nn.Module):
         mask_decoder: str = "light",
         decoder_hidden: int = 64,
         sam2_checkpoint: str | None = None,
+        freeze_sam2_encoder: bool = True,
+        sam2_empty_point_prompt: bool = True,
+        sam2_object_score_gate: bool = False,
         max_region_tokens: int = 128,
         coverage_threshold: float = 0.5,
         grid_resize: GridResize = "area",
@@ -174,12 +181,15 @@ class TerraScopeModel(nn.Module):
         self.hidden_dim = d_lm
         self.projector = MLPProjector(vision.embed_dim * factor * factor, d_lm)
         self.seg_head = SegPromptHead(d_lm, prompt_dim)
-        self.mask_decoder = build_mask_decoder(
+        self.mask_decoder: LightMaskDecoder | Sam2MaskDecoder = build_mask_decoder(
             mask_decoder,
             in_channels=vision.embed_dim,
             prompt_dim=prompt_dim,
             hidden=decoder_hidden,
             sam2_checkpoint=sam2_checkpoint,
+            freeze_sam2_encoder=freeze_sam2_encoder,
+            sam2_empty_point_prompt=sam2_empty_point_prompt,
+            sam2_object_score_gate=sam2_object_score_gate,
         )
         self.grid: tuple[int, int] = (vision.grid[0] // factor, vision.grid[1] // factor)
         self.tokens_per_image: int = self.grid[0] * self.grid[1]
@@ -218,10 +228,22 @@ class TerraScopeModel(nn.Module):
         emb[pos] = flat
         return emb
 
-    def predict_mask(self, hidden: Tensor, features: Tensor, size: tuple[int, int]) -> Tensor:
-        """Mask logits (P, H, W) of ``[SEG]`` hidden states (P, d) on one frame's features (C, h, w)."""
+    def decoder_features(self, images: Tensor, vit_features: Tensor) -> tuple[Tensor, ...]:
+        """Mask-decoder inputs of (T, 3, S, S) optical frames: light = the ViT features, sam2 = SAM-2's encoder."""
+        return self.mask_decoder.image_features(images, vit_features)
+
+    def predict_mask(self, hidden: Tensor, features: Tensor | tuple[Tensor, ...], size: tuple[int, int]) -> Tensor:
+        """Mask logits (P, H, W) of ``[SEG]`` hidden states (P, d) on one frame's decoder features.
+
+        Args:
+            hidden: (P, d) ``[SEG]`` hidden states.
+            features: One frame of :meth:`decoder_features` (each tensor without the frame dim); a single
+                (C, h, w) tensor is taken as the light decoder's ViT features.
+            size: Output (H, W).
+        """
         prompt = self.seg_head(hidden.to(next(self.seg_head.parameters()).dtype))[None]
-        return self.mask_decoder(features[None].to(prompt.dtype), prompt, size)[0]
+        frame = (features,) if isinstance(features, Tensor) else features
+        return self.mask_decoder.decode(tuple(f[None] for f in frame), prompt, size)[0]
 
     def region_features(
         self, mask: Tensor, optical: Tensor, sar: Tensor | None, query: Tensor
@@ -268,6 +290,7 @@ class TerraScopeModel(nn.Module):
                 raise ValueError(f"sample {b}: {len(seg_at)} [SEG] tokens but {len(s.seg_masks)} masks")
             frames = s.seg_frames or [0] * len(seg_at)
             parts, lab_parts, start, offset = [], [], 0, 0
+            dec: tuple[Tensor, ...] | None = None  # decoder features, computed at the first [SEG]
             for k, p in enumerate(seg_at):
                 parts.append(emb[start : p + 1])
                 lab_parts.append(s.labels[start : p + 1])
@@ -278,7 +301,9 @@ class TerraScopeModel(nn.Module):
                 parts.append(reg.to(emb.dtype))
                 lab_parts.append(torch.full((len(reg),), -100, dtype=s.labels.dtype, device=s.labels.device))
                 seg_pos.append((b, p + offset))
-                seg_jobs.append((feats[f], s.seg_masks[k]))
+                if dec is None:
+                    dec = self.decoder_features(s.images, feats[:n_frames])
+                seg_jobs.append((tuple(x[f] for x in dec), s.seg_masks[k]))
                 offset += len(reg)
                 start = p + 1
             parts.append(emb[start:])
@@ -366,6 +391,7 @@ class TerraScopeModel(nn.Module):
         feats, toks = self.encode_images(stack)
         emb = self.embed(input_ids, toks)
         text_q = emb[input_ids != self.tokens.img_context]
+        dec: tuple[Tensor, ...] | None = None  # decoder features, computed at the first [SEG]
         out = self._step(emb, None)
         cache, logits = self._cache_of(out), out.logits[0, -1]
         stops = set(stop_ids) if stop_ids is not None else {self.tokens.eos}
@@ -387,7 +413,10 @@ class TerraScopeModel(nn.Module):
                 continue
             frame = frame_from_text(decode(result.token_ids), n_frames) if decode is not None else 0
             hidden = out.hidden_states[-1][0, -1]
-            prob = self.predict_mask(hidden[None], feats[frame], (images.shape[-2], images.shape[-1]))[0].sigmoid()
+            if dec is None:
+                dec = self.decoder_features(images, feats[:n_frames])
+            frame_feats = tuple(x[frame] for x in dec)
+            prob = self.predict_mask(hidden[None], frame_feats, (images.shape[-2], images.shape[-1]))[0].sigmoid()
             sar_tokens = toks[n_frames + frame] if sar is not None else None
             reg, idx, use_sar = self.region_features(prob > self.mask_threshold, toks[frame], sar_tokens, text_q)
             out = self._step(reg.to(tok_emb.dtype), cache)
