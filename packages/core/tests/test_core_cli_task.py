@@ -48,6 +48,16 @@ def test_cli_help_verbs_and_unknown_command(capsys) -> None:  # type: ignore[no-
     assert seen == [["--n", "1"]]
     assert build_cli(prog="x", args=["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+    def long_verb(args: list[str]) -> int:
+        """Does one thing."""
+        return 0
+
+    assert build_cli(prog="x", verbs={"generate-building-change": long_verb}, args=["--help"]) == 0
+    out = capsys.readouterr().out  # columns widen to the longest verb, so the descriptions stay aligned
+    assert "  generate-building-change  Does one thing." in out and "  train                     alias of fit" in out
+    assert build_cli(prog="x", args=["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
 

@@ -66,12 +66,13 @@ class RsimCLI(LightningCLI):
 
 
 def _usage(prog: str, verbs: Mapping[str, Verb]) -> str:
+    width = max([10, *(len(name) + 1 for name in verbs)])
     lines = [f"usage: {prog} <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} Lightning {name}" for name in LIGHTNING_SUBCOMMANDS]
-    lines.append("  train      alias of fit")
+    lines += [f"  {name:<{width}} Lightning {name}" for name in LIGHTNING_SUBCOMMANDS]
+    lines.append(f"  {'train':<{width}} alias of fit")
     for name, fn in verbs.items():
         doc = (fn.__doc__ or "").strip().splitlines()
-        lines.append(f"  {name:<10} {doc[0] if doc else ''}")
+        lines.append(f"  {name:<{width}} {doc[0] if doc else ''}")
     lines.append(f"\nRun '{prog} <command> --help' for the options of a command.")
     return "\n".join(lines)
 
