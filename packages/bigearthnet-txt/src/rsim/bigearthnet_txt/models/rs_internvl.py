@@ -175,21 +175,12 @@ def load_encoder(encoder: nn.Module, path: str | Path, *, prefix: str = "") -> N
         DataFormatError: The file holds no tensors, or its keys do not match the encoder.
     """
     from rsim.core.errors import DataFormatError
+    from rsim.core.weights import read_state_dict
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder checkpoint {path} is missing")
-    state: Any
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DataFormatError(f"encoder checkpoint {path}: expected a mapping of parameter names to tensors")
+    state = read_state_dict(path)
     if prefix:
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     missing, unexpected = encoder.load_state_dict(state, strict=False)

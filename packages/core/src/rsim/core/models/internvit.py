@@ -19,17 +19,16 @@ Position embeddings are resized once at load time with the interpolation InternV
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 import torch.nn.functional as F
 from rsim.core.errors import DataFormatError, MissingKeyError
+from rsim.core.weights import read_state_dict, unwrap_state_dict
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
@@ -81,75 +80,13 @@ def _wanted(key: str) -> bool:
     return not key.startswith("language_model.")
 
 
-def _unwrap(state: Mapping[str, Any]) -> Mapping[str, Any]:
-    if any(isinstance(v, Tensor) for v in state.values()):
-        return state
-    for wrapper in ("state_dict", "model", "module"):  # Lightning / DeepSpeed / DDP-style wrappers
-        inner = state.get(wrapper)
-        if isinstance(inner, Mapping):
-            return _unwrap(inner)
-    return state
-
-
-def _read_safetensors(path: Path, keep: Callable[[str], bool]) -> dict[str, Tensor]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return {k: f.get_tensor(k) for k in f.keys() if keep(k)}
-    except Exception as err:  # safetensors raises SafetensorError / OSError subclasses for bad headers and data
-        raise DataFormatError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
-
-
-def _read_torch(path: Path, keep: Callable[[str], bool]) -> dict[str, Tensor]:
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle errors, non-tensor objects
-        raise DataFormatError(f"{path}: not a readable torch state dict ({type(err).__name__}: {err})") from err
-    if not isinstance(raw, Mapping):
-        raise DataFormatError(f"{path}: expected a state dict (mapping of names to tensors), got {type(raw).__name__}")
-    state = _unwrap(raw)
-    bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
-    if bad:
-        raise DataFormatError(f"{path}: expected tensors, these entries are not: {bad[:5]}")
-    return {str(k): v for k, v in state.items() if keep(str(k))}
-
-
-def _read_index(path: Path, keep: Callable[[str], bool]) -> dict[str, Tensor]:
-    try:
-        weight_map: dict[str, str] = json.loads(path.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataFormatError(f"{path}: expected a sharded-checkpoint index with a 'weight_map' ({err})") from err
-    shards = sorted({f for k, f in weight_map.items() if keep(k)})
-    out: dict[str, Tensor] = {}
-    for shard in shards:
-        out.update(read_checkpoint(path.parent / shard, keep=keep))
-    return out
-
-
 def read_checkpoint(path: str | os.PathLike[str], *, keep: Callable[[str], bool] = _wanted) -> dict[str, Tensor]:
-    """Tensors of a local checkpoint: ``.safetensors``, a torch file, a sharded ``*.index.json`` or a model folder.
+    """Tensors of a local InternViT/InternVL checkpoint (see :func:`rsim.core.weights.read_state_dict`).
 
-    Only keys for which ``keep`` is true are read (by default everything but ``language_model.*``, so the vision
-    part of an 8B chat model is read without loading the LLM shards).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (or a folder holds no known checkpoint file).
-        DataFormatError: The file is truncated, corrupt or not a mapping of tensors.
+    By default every key but ``language_model.*`` is read, so the vision part of an 8B chat model is read without
+    loading the LLM shards.
     """
-    p = Path(path)
-    if p.is_dir():
-        for name in ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json"):
-            if (p / name).is_file():
-                return read_checkpoint(p / name, keep=keep)
-        raise FileNotFoundError(f"{p}: folder holds no model.safetensors(.index.json) or pytorch_model.bin.index.json")
-    if not p.is_file():
-        raise FileNotFoundError(f"InternViT weights file {p} is missing")
-    if p.name.endswith(".index.json"):
-        return _read_index(p, keep)
-    if p.suffix == ".safetensors":
-        return _read_safetensors(p, keep)
-    return _read_torch(p, keep)
+    return read_state_dict(path, keep=keep)
 
 
 def convert_internvit_state_dict(state: Mapping[str, Tensor], *, source: str = "state dict") -> dict[str, Tensor]:
@@ -167,7 +104,7 @@ def convert_internvit_state_dict(state: Mapping[str, Tensor], *, source: str = "
             InternViT-6B).
         MissingKeyError: An embedding key or a per-layer key of a present layer is absent.
     """
-    state = _unwrap(state)
+    state = unwrap_state_dict(state)
     chat = any(k.startswith(_CHAT_PREFIX) for k in state)
     prefix = _CHAT_PREFIX if chat else ""
     vision = {
@@ -382,7 +319,7 @@ def extract_internvl_projector_state_dict(
     Raises:
         MissingKeyError: Some but not all projector keys are present.
     """
-    state = _unwrap(state)
+    state = unwrap_state_dict(state)
     present = [k for k in _PROJECTOR_KEYS if k in state]
     if not present:
         return None

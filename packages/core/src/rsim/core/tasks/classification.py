@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import timm
@@ -12,6 +11,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from rsim.core.metrics import multilabel_metrics
+from rsim.core.weights import read_state_dict
 from torch import Tensor, nn
 
 
@@ -30,19 +30,7 @@ def warmup_cosine_schedule(warmup_steps: int, total_steps: int, min_factor: floa
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Load weights from a local ``.safetensors`` file or a torch checkpoint (``state_dict`` key honoured)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} is missing")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict")
-    return obj
+    return read_state_dict(path)
 
 
 class MultiLabelClassificationTask(LightningModule):

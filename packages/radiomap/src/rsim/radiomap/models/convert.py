@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from rsim.core.weights import read_state_dict
 from rsim.radiomap.models.radionet import RadioNet256to32
 from torch import Tensor
 
@@ -53,31 +54,13 @@ def convert_state_dict(state: Mapping[str, Tensor], *, source: str = "state dict
     return {k: out[k].float().contiguous() for k in ref}
 
 
-def _load_any(path: Path) -> Mapping[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip
-        raise ValueError(f"{path}: cannot read as a torch state dict ({exc})") from exc
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]  # Lightning checkpoint of RadioMapTask (keys 'model.…')
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a state dict (mapping of tensors), got {type(obj).__name__}")
-    return obj
-
-
 def convert_checkpoint(src: str | Path, dst: str | Path) -> dict[str, int]:
     """Convert an original ``.pt``/``.pth`` (or a Lightning ``.ckpt``) to ``.safetensors``; return ``{"inputs": n}``."""
     from rsim.core.io import atomic_path
     from safetensors.torch import save_file
 
     src = Path(src)
-    state = convert_state_dict(_load_any(src), source=str(src))
+    state = convert_state_dict(read_state_dict(src), source=str(src))
     inputs = int(state["encode1_conv.0.weight"].shape[1])
     with atomic_path(dst) as tmp:
         save_file(state, str(tmp), metadata={"model": "RadioNet256to32", "inputs": str(inputs)})
@@ -86,7 +69,7 @@ def convert_checkpoint(src: str | Path, dst: str | Path) -> dict[str, int]:
 
 def load_weights(path: str | Path) -> RadioNet256to32:
     """Build a full-width :class:`RadioNet256to32` from an original checkpoint or a converted ``.safetensors``."""
-    state = convert_state_dict(_load_any(Path(path)), source=str(path))
+    state = convert_state_dict(read_state_dict(path), source=str(path))
     with torch.device("meta"):  # no random init of 36 M parameters: the tensors are taken over below
         model = RadioNet256to32(inputs=int(state["encode1_conv.0.weight"].shape[1]))
     model.load_state_dict(state, assign=True)

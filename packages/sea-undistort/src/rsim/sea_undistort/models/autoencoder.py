@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rsim.core.errors import DataFormatError
+from rsim.core.weights import read_state_dict
 from torch import Tensor, nn
 
 
@@ -219,17 +220,9 @@ def load_autoencoder(path: str | os.PathLike[str] | None, **config: Any) -> VQAu
         return PixelSpace()
     path = Path(path)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: dict[str, Any] = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        state: dict[str, Any] = read_state_dict(path, wrappers=("state_dict", "model", "params_ema"))
+    except DataFormatError as exc:
         raise DataFormatError(f"cannot read autoencoder weights {path} ({exc})") from exc
-    for key in ("state_dict", "model", "params_ema"):
-        if isinstance(state.get(key), dict):
-            state = state[key]
     state = {k: v for k, v in state.items() if not k.startswith("loss.")}
     model = VQAutoencoder(**config)
     if "quantize.embedding.weight" in state and "n_embed" not in config:

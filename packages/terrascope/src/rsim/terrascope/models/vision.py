@@ -6,8 +6,8 @@ import os
 from typing import Any, Literal
 
 import timm
-import torch
 from rsim.core.models import create_internvit, create_internvl_projector, internvl_pixel_shuffle
+from rsim.core.weights import read_state_dict
 from torch import Tensor, nn
 
 __all__ = ["MLPProjector", "VisionEncoder", "pixel_shuffle"]
@@ -54,7 +54,7 @@ class VisionEncoder(nn.Module):
         patch = vit.patch_embed.patch_size
         self.grid: tuple[int, int] = (img_size // int(patch[0]), img_size // int(patch[1]))
         if weights is not None and encoder == "timm":
-            load_state_dict_file(self.vit, weights)
+            self.vit.load_state_dict(read_state_dict(weights), strict=True)
 
     def official_projector_state(self) -> dict[str, Tensor] | None:
         """The InternVL ``mlp1`` weights of the checkpoint (``net.*`` names of :class:`MLPProjector`), if any."""
@@ -70,23 +70,6 @@ class VisionEncoder(nn.Module):
         tokens = self.vit.forward_features(images)[:, self.num_prefix_tokens :]
         b, _, c = tokens.shape
         return tokens.transpose(1, 2).reshape(b, c, *self.grid)
-
-
-def load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load a local ``.safetensors`` or torch state dict into ``module`` (strict).
-
-    Raises:
-        FileNotFoundError: The file is missing.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file {path} is missing")
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    module.load_state_dict(state, strict=True)
 
 
 def pixel_shuffle(x: Tensor, scale: float = 0.5) -> Tensor:
