@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from rsim.bigearthnet_txt.local_models import local_model_folder, resolve_device
 from rsim.core.metrics import BoxAccuracy
 
 ParseMode = Literal["strict", "lenient"]
@@ -232,14 +233,8 @@ def bert_score(
     """
     from torchmetrics.functional.text.bert import bert_score as tm_bert_score
 
-    path = Path(model_path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"BERTScore model folder {path} has no config.json; expected a local transformers encoder saved with "
-            "save_pretrained (e.g. roberta-large; models are never downloaded)"
-        )
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = local_model_folder(model_path, role="BERTScore model", example="roberta-large")
+    device = resolve_device(device)
     options: dict[str, Any] = {
         "model_name_or_path": str(path), "num_layers": num_layers, "device": device, "batch_size": batch_size,
         "max_length": 512, "truncation": True,
@@ -281,14 +276,8 @@ def sbert_cosine(
     """
     from transformers import AutoModel, AutoTokenizer
 
-    path = Path(model_path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"SBERT model folder {path} has no config.json; expected a local transformers encoder saved with "
-            "save_pretrained (e.g. all-MiniLM-L6-v2; models are never downloaded)"
-        )
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = local_model_folder(model_path, role="SBERT model", example="all-MiniLM-L6-v2")
+    device = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model: Any = AutoModel.from_pretrained(path, local_files_only=True)
     model = model.to(device).eval()

@@ -14,7 +14,6 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from rsim.bigearthnet_txt.attributes import DIRECTIONS
@@ -237,18 +236,12 @@ class TransformersRewriter:
 
     def __init__(self, config: LLMRewriterConfig) -> None:
         import torch
+        from rsim.bigearthnet_txt.local_models import local_model_folder, resolve_device
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-        path = Path(config.model_path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"rewriter model folder {path} has no config.json; expected a local transformers model saved with "
-                "save_pretrained (models are never downloaded)"
-            )
+        path = local_model_folder(config.model_path, role="rewriter model")
         self.config = config
-        device = config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(config.device)
         self.device = torch.device(device)
         dtype = config.dtype
         if dtype == "auto":
