@@ -47,4 +47,4 @@ def test_render_tiny_scene_resume_and_load(tmp_path):
     settings = load_scene_settings(tmp_path / "scene_settings.json")
     assert settings["0000"]["seabed_type"] == record["seabed_type"] and "render_seconds" in settings["0000"]
     ds = SeaUndistortDataset(tmp_path, "train", fractions=(1.0, 0.0, 0.0))
-    assert len(ds) == 1 and ds[0]["mask"].shape == (1, 32, 32)
+    assert len(ds) == 1 and ds[0]["no_sunglint"].shape == (3, 32, 32)

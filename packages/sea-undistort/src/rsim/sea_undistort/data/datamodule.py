@@ -6,9 +6,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningDataModule
 from rsim.sea_undistort.data.augment import Jitter, PairTransform, TransformMode
-from rsim.sea_undistort.data.dataset import PairMode, SeaUndistortDataset
+from rsim.sea_undistort.data.dataset import PairMode, SeaUndistortDataset, glint_mask_batch
 from torch.utils.data import DataLoader
 
 
@@ -74,7 +75,6 @@ class SeaUndistortDataModule(LightningDataModule):
             self.datasets[split] = SeaUndistortDataset(
                 self.root, split, pair_mode=h.pair_mode, shader_folders=h.shader_folders, blacklist=h.blacklist,
                 test_list=h.test_list, seed=h.seed, fractions=tuple(h.fractions), add_mask=h.add_mask,
-                lower_threshold=h.lower_threshold, upper_threshold=h.upper_threshold, binary_mask=h.binary_mask,
             )  # fmt: skip
         return self.datasets[split]
 
@@ -105,10 +105,22 @@ class SeaUndistortDataModule(LightningDataModule):
         return self._loader("test", False)
 
     def transform_batch(self, batch: dict[str, Any], *, train: bool) -> dict[str, Any]:
-        """uint8 → float [0, 1], then the joint transforms of the split."""
+        """Glint mask from the raw renders, uint8 → float [0, 1], then the joint transforms of the split."""
+        batch = dict(batch)
+        no_sunglint, distorted = batch.pop("no_sunglint", None), batch.pop("distorted", None)
+        if no_sunglint is not None:
+            h: Any = self.hparams
+            mask = glint_mask_batch(
+                batch["lq"] if distorted is None else distorted,
+                no_sunglint,
+                h.lower_threshold,
+                h.upper_threshold,
+                binary=h.binary_mask,
+            )
+        else:
+            mask = torch.zeros_like(batch["lq"][:, :1], dtype=torch.float32)
         lq = batch["lq"].float() / 255.0
         gt = batch["gt"].float() / 255.0
-        mask = batch["mask"].float()
         transform = self.train_transform if train else self.eval_transform
         transform.to(lq.device)
         lq, gt, mask = transform(lq, gt, mask)

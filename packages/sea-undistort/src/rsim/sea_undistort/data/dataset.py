@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from rsim.core.errors import DataFormatError, MissingKeyError
+from torch import Tensor
 from torch.utils.data import Dataset
 
 PairMode = Literal["normal_no_waves", "normal_no_sunglint", "no_sunglint_no_waves", "normal_filtered_no_waves"]
@@ -37,6 +39,10 @@ def scene_file(folder: str | os.PathLike[str], scene_id: str, variant: str = "")
     return Path(folder) / f"render_{scene_id}{variant}.png"
 
 
+def _chw(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an 8-bit PNG as ``(H, W, 3)`` uint8 RGB.
 
@@ -57,39 +63,58 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     return rgb
 
 
+def _luma(rgb: Tensor) -> Tensor:
+    """ITU-R 601-2 luma of ``(B, 3, H, W)`` uint8 RGB as Pillow computes it (integer arithmetic, rounded), int64."""
+    weights = torch.tensor([19595, 38470, 7471], dtype=torch.int64, device=rgb.device).view(1, 3, 1, 1)
+    return ((rgb.to(torch.int64) * weights).sum(1, keepdim=True) + 0x8000) >> 16
+
+
 def gray(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601-2 luma of uint8 RGB exactly as Pillow's ``convert("L")`` (integer arithmetic, rounded)."""
-    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    """ITU-R 601-2 luma of ``(H, W, 3)`` uint8 RGB exactly as Pillow's ``convert("L")``."""
+    return _luma(torch.from_numpy(_chw(rgb))[None])[0, 0].numpy().astype(np.uint8)
 
 
-def glint_mask(
-    distorted: np.ndarray, no_sunglint: np.ndarray, lower: float = 30, upper: float = 60, *, binary: bool = False,
+def glint_mask_batch(
+    distorted: Tensor, no_sunglint: Tensor, lower: float = 30, upper: float = 60, *, binary: bool = False,
     binary_threshold: float = 45,
-) -> np.ndarray:  # fmt: skip
-    """Sun-glint mask from a render and its glint-free twin.
+) -> Tensor:  # fmt: skip
+    """Sun-glint masks of a batch of renders and their glint-free twins, on the batch's device.
 
-    ``d = |gray(distorted) - gray(no_sunglint)|`` (uint8); the soft mask is ``(clip(d, lower, upper) - lower) /
-    (upper - lower)`` quantised to 8 bits as in the released loader [code]; ``binary`` gives the older ``d > 45``.
+    ``d = |gray(distorted) - gray(no_sunglint)|`` (uint8 luma as Pillow's ``convert("L")``); the soft mask is
+    ``(clip(d, lower, upper) - lower) / (upper - lower)`` quantised to 8 bits as in the released loader [code];
+    ``binary`` gives the older ``d > 45``.
 
     Args:
-        distorted: ``(H, W, 3)`` uint8 RGB of ``render_XXXX.png``.
-        no_sunglint: ``(H, W, 3)`` uint8 RGB of ``render_XXXX_no_sunglint.png``.
+        distorted: ``(B, 3, H, W)`` uint8 RGB of ``render_XXXX.png``.
+        no_sunglint: ``(B, 3, H, W)`` uint8 RGB of ``render_XXXX_no_sunglint.png``.
         lower: Lower clip threshold (``lower_threshold``).
         upper: Upper clip threshold (``upper_threshold``).
         binary: Use the older binary mask.
         binary_threshold: Threshold of the binary mask.
 
     Returns:
-        ``(H, W)`` float32 mask in [0, 1].
+        ``(B, 1, H, W)`` float32 masks in [0, 1].
     """
     if distorted.shape != no_sunglint.shape:
-        raise DataFormatError(f"render {distorted.shape} and no_sunglint {no_sunglint.shape} differ in shape")
-    d = np.abs(gray(distorted).astype(np.int16) - gray(no_sunglint).astype(np.int16)).astype(np.uint8)
+        raise DataFormatError(f"render {tuple(distorted.shape)} and no_sunglint {tuple(no_sunglint.shape)} differ")
+    d = (_luma(distorted) - _luma(no_sunglint)).abs()
     if binary:
-        return (d > binary_threshold).astype(np.float32)
-    norm = (np.clip(d, lower, upper).astype(np.float32) - lower) / float(max(upper - lower, 1))
-    return (norm * 255).astype(np.uint8).astype(np.float32) / 255.0
+        return (d > binary_threshold).float()
+    norm = (d.float().clamp(lower, upper) - lower) / float(max(upper - lower, 1))
+    return (norm * 255).to(torch.uint8).float() / 255.0
+
+
+def glint_mask(
+    distorted: np.ndarray, no_sunglint: np.ndarray, lower: float = 30, upper: float = 60, *, binary: bool = False,
+    binary_threshold: float = 45,
+) -> np.ndarray:  # fmt: skip
+    """:func:`glint_mask_batch` of one ``(H, W, 3)`` uint8 image pair; returns the ``(H, W)`` float32 mask."""
+    if distorted.shape != no_sunglint.shape:
+        raise DataFormatError(f"render {distorted.shape} and no_sunglint {no_sunglint.shape} differ in shape")
+
+    render, twin = (torch.from_numpy(_chw(rgb))[None] for rgb in (distorted, no_sunglint))
+    mask = glint_mask_batch(render, twin, lower, upper, binary=binary, binary_threshold=binary_threshold)
+    return mask[0, 0].numpy()
 
 
 def load_id_list(path: str | os.PathLike[str]) -> set[str]:
@@ -203,8 +228,9 @@ class SceneRecord:
 class SeaUndistortDataset(Dataset[dict[str, Any]]):
     """One split of the released dataset; samples are raw uint8 arrays (augmentation runs on the device).
 
-    A sample is ``{"lq": (3, H, W) uint8, "gt": (3, H, W) uint8, "mask": (1, H, W) float32, "id": str}``; the
-    mask is the soft glint mask when ``add_mask`` (zeros otherwise).
+    A sample is ``{"lq": (3, H, W) uint8, "gt": (3, H, W) uint8, "id": str}`` plus, with ``add_mask``, the raw
+    ``"no_sunglint"`` render (and ``"distorted"`` when ``lq`` is not the distorted render): the data module computes
+    the glint mask from them on the device (:func:`glint_mask_batch`).
 
     Args:
         root: Dataset folder (the flat ``Sea-Undistort/`` folder, or the parent of ``shader_folders``).
@@ -215,10 +241,7 @@ class SeaUndistortDataset(Dataset[dict[str, Any]]):
         test_list: Fixed test list file name; ``None``: none.
         seed: Split seed.
         fractions: Train/val/test fractions.
-        add_mask: Compute the glint mask from ``_no_sunglint``.
-        lower_threshold: Soft mask lower clip.
-        upper_threshold: Soft mask upper clip.
-        binary_mask: Use the older binary mask (``d > 45``).
+        add_mask: Also read the renders the glint mask is computed from.
     """
 
     def __init__(
@@ -233,9 +256,6 @@ class SeaUndistortDataset(Dataset[dict[str, Any]]):
         seed: int = 42,
         fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
         add_mask: bool = True,
-        lower_threshold: float = 30,
-        upper_threshold: float = 60,
-        binary_mask: bool = False,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
@@ -245,7 +265,6 @@ class SeaUndistortDataset(Dataset[dict[str, Any]]):
         self.split = split
         self.pair_mode = pair_mode
         self.add_mask = add_mask
-        self.lower, self.upper, self.binary_mask = lower_threshold, upper_threshold, binary_mask
         folders = [self.root / s for s in sorted(shader_folders)] if shader_folders else [self.root]
         rng = np.random.default_rng(seed)  # one generator across folders, as released
         self.splits: dict[str, list[SceneRecord]] = {"train": [], "val": [], "test": []}
@@ -272,15 +291,17 @@ class SeaUndistortDataset(Dataset[dict[str, Any]]):
         lq, gt = read_rgb(lq_path), read_rgb(gt_path)
         if lq.shape != gt.shape:
             raise DataFormatError(f"{lq_path} is {lq.shape[:2]} but {gt_path} is {gt.shape[:2]}; expected equal sizes")
-        if self.add_mask:
-            distorted = lq if PAIR_MODES[self.pair_mode][0] == "" else read_rgb(scene_file(rec.folder, rec.scene_id))
-            no_glint = read_rgb(scene_file(rec.folder, rec.scene_id, "_no_sunglint"))
-            mask = glint_mask(distorted, no_glint, self.lower, self.upper, binary=self.binary_mask)
-        else:
-            mask = np.zeros(lq.shape[:2], dtype=np.float32)
-        return {
-            "lq": np.ascontiguousarray(lq.transpose(2, 0, 1)),
-            "gt": np.ascontiguousarray(gt.transpose(2, 0, 1)),
-            "mask": mask[None],
-            "id": rec.scene_id,
-        }
+        sample: dict[str, Any] = {"lq": _chw(lq), "gt": _chw(gt), "id": rec.scene_id}
+        if self.add_mask:  # raw renders only; the mask is computed on the device (glint_mask_batch)
+            extra = {"no_sunglint": "_no_sunglint"}
+            if PAIR_MODES[self.pair_mode][0] != "":
+                extra["distorted"] = ""
+            for key, variant in extra.items():
+                path = scene_file(rec.folder, rec.scene_id, variant)
+                image = read_rgb(path)
+                if image.shape != lq.shape:
+                    raise DataFormatError(
+                        f"{path} is {image.shape[:2]} but {lq_path} is {lq.shape[:2]}; expected equal"
+                    )
+                sample[key] = _chw(image)
+        return sample
