@@ -52,3 +52,12 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
     torch.save([torch.ones(1)], tmp_path / "list.pt")
     with pytest.raises(DataFormatError, match="list.pt: expected a state dict"):
         read_state_dict(tmp_path / "list.pt")
+
+
+def test_grouped_checkpoints_only_when_asked(tmp_path: Path) -> None:
+    state = _state()
+    torch.save({"s1_encoder": {"w": state["enc.weight"]}, "head": {"b": state["head.bias"]}}, tmp_path / "g.pt")
+    with pytest.raises(DataFormatError, match=r"g.pt: expected tensors.*s1_encoder"):
+        read_state_dict(tmp_path / "g.pt")
+    got = read_state_dict(tmp_path / "g.pt", nested=True)
+    assert torch.equal(got["s1_encoder"]["w"], state["enc.weight"]) and list(got) == ["s1_encoder", "head"]

@@ -44,7 +44,13 @@ def _read_safetensors(path: Path, keep: Callable[[str], bool]) -> dict[str, Tens
         raise DataFormatError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
 
 
-def _read_torch(path: Path, keep: Callable[[str], bool], wrappers: Sequence[str]) -> dict[str, Tensor]:
+def _is_tensor_tree(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return True
+    return isinstance(value, Mapping) and all(_is_tensor_tree(v) for v in value.values())
+
+
+def _read_torch(path: Path, keep: Callable[[str], bool], wrappers: Sequence[str], nested: bool) -> dict[str, Any]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle errors, non-tensor objects
@@ -52,7 +58,7 @@ def _read_torch(path: Path, keep: Callable[[str], bool], wrappers: Sequence[str]
     if not isinstance(raw, Mapping):
         raise DataFormatError(f"{path}: expected a state dict (mapping of names to tensors), got {type(raw).__name__}")
     state = unwrap_state_dict(raw, wrappers)
-    bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
+    bad = [k for k, v in state.items() if not (_is_tensor_tree(v) if nested else isinstance(v, Tensor))]
     if bad:
         raise DataFormatError(f"{path}: expected tensors, these entries are not: {bad[:5]}")
     return {str(k): v for k, v in state.items() if keep(str(k))}
@@ -71,14 +77,20 @@ def _read_index(path: Path, keep: Callable[[str], bool]) -> dict[str, Tensor]:
 
 
 def read_state_dict(
-    path: str | os.PathLike[str], *, keep: Callable[[str], bool] = _keep_all, wrappers: Sequence[str] = WRAPPERS
-) -> dict[str, Tensor]:
+    path: str | os.PathLike[str],
+    *,
+    keep: Callable[[str], bool] = _keep_all,
+    wrappers: Sequence[str] = WRAPPERS,
+    nested: bool = False,
+) -> dict[str, Any]:
     """Tensors of a local checkpoint: ``.safetensors``, a torch file, a sharded ``*.index.json`` or a model folder.
 
     Args:
         path: The file or folder.
         keep: Read only the keys for which this is true (a sharded index skips shards with no wanted key).
         wrappers: Keys under which a torch checkpoint may nest its state dict (unwrapped recursively).
+        nested: Accept torch checkpoints that group tensors in sub-mappings (e.g. CROMA's one state dict per
+            encoder) and return them as they are; otherwise every entry must be a tensor.
 
     Raises:
         FileNotFoundError: ``path`` does not exist (or a folder holds no known checkpoint file).
@@ -88,7 +100,7 @@ def read_state_dict(
     if p.is_dir():
         for name in ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json"):
             if (p / name).is_file():
-                return read_state_dict(p / name, keep=keep, wrappers=wrappers)
+                return read_state_dict(p / name, keep=keep, wrappers=wrappers, nested=nested)
         raise FileNotFoundError(f"{p}: folder holds no model.safetensors(.index.json) or pytorch_model.bin.index.json")
     if not p.is_file():
         raise FileNotFoundError(f"weights file {p} is missing")
@@ -96,7 +108,7 @@ def read_state_dict(
         return _read_index(p, keep)
     if p.suffix == ".safetensors":
         return _read_safetensors(p, keep)
-    return _read_torch(p, keep, wrappers)
+    return _read_torch(p, keep, wrappers, nested)
 
 
 __all__ = ["WRAPPERS", "read_state_dict", "unwrap_state_dict"]

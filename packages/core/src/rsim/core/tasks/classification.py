@@ -28,9 +28,9 @@ def warmup_cosine_schedule(warmup_steps: int, total_steps: int, min_factor: floa
     return factor
 
 
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Load weights from a local ``.safetensors`` file or a torch checkpoint (``state_dict`` key honoured)."""
-    return read_state_dict(path)
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load weights from a local ``.safetensors`` file or a torch checkpoint (wrappers unwrapped, groups kept)."""
+    return read_state_dict(path, nested=True)
 
 
 class MultiLabelClassificationTask(LightningModule):
